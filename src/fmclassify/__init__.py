@@ -1,0 +1,95 @@
+"""fmclassify: the small-image classification course as a library.
+
+Train the course's models on Fashion-MNIST (or MNIST, KMNIST, CIFAR-10), detect convergence,
+count parameters layer by layer with their formulas, trace gradients, and reproduce every table
+and figure of the assignment.
+
+Examples
+--------
+>>> import fmclassify as fmc
+>>> model = fmc.build_model("base", seed=0)
+>>> fmc.count_parameters(model).trainable
+669706
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fmclassify.callbacks import Callback, CallbackBase, RunContext
+from fmclassify.convergence import ConvergenceDetector
+from fmclassify.data import ImageDataset, list_datasets, load_dataset
+from fmclassify.exceptions import (
+    CheckpointError,
+    ConfigError,
+    CorruptDataError,
+    DataError,
+    DataNotFoundError,
+    FmClassifyError,
+    ParameterCountError,
+    UnknownDatasetError,
+    UnknownModelError,
+)
+from fmclassify.experiments import (
+    ExperimentResult,
+    compare_models,
+    convergence_study,
+    gradient_study,
+    lr_sweep,
+)
+from fmclassify.gradients import GradientTracer
+from fmclassify.history import EpochRecord, History
+from fmclassify.models import MLP, CourseCNN
+from fmclassify.parameters import (
+    ParameterReport,
+    ParameterRow,
+    count_parameters,
+    register_parameter_rule,
+)
+from fmclassify.registry import ModelSpec, build_model, list_models, register_model
+from fmclassify.training import Trainer, TrainingInterrupted
+
+try:
+    __version__ = version("fmclassify")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "MLP",
+    "Callback",
+    "CallbackBase",
+    "CheckpointError",
+    "ConfigError",
+    "ConvergenceDetector",
+    "CorruptDataError",
+    "CourseCNN",
+    "DataError",
+    "DataNotFoundError",
+    "EpochRecord",
+    "ExperimentResult",
+    "FmClassifyError",
+    "GradientTracer",
+    "History",
+    "ImageDataset",
+    "ModelSpec",
+    "ParameterCountError",
+    "ParameterReport",
+    "ParameterRow",
+    "RunContext",
+    "Trainer",
+    "TrainingInterrupted",
+    "UnknownDatasetError",
+    "UnknownModelError",
+    "__version__",
+    "build_model",
+    "compare_models",
+    "convergence_study",
+    "count_parameters",
+    "gradient_study",
+    "list_datasets",
+    "list_models",
+    "load_dataset",
+    "lr_sweep",
+    "register_model",
+    "register_parameter_rule",
+]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fmclassify as fmc
+from fmclassify.exceptions import ConfigError
+from fmclassify.experiments import RunStore
+from fmclassify.training import Trainer
+from helpers import make_dataset
+
+
+@pytest.fixture
+def data():
+    return make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
+
+
+def test_lr_sweep_table_with_seeds(data):
+    res = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=2, seeds=(0, 1), data=data, batch_size=32)
+    assert len(res.runs) == 4
+    rows = res.table()
+    assert [r["lr"] for r in rows] == [0.5, 0.05]
+    for r in rows:
+        assert r["seeds"] == 2
+        runs = [x.history for x in res.runs if x.spec.lr == r["lr"]]
+        finals = [h.final_accuracy for h in runs]
+        assert r["final_accuracy"] == pytest.approx(sum(finals) / 2)
+        assert r["final_accuracy_std"] is not None
+        assert r["mean_accuracy"] == pytest.approx(sum(h.mean_accuracy for h in runs) / 2)
+        assert r["best_accuracy"] >= r["final_accuracy"] - 1e-12 or r["seeds"] > 1
+        assert r["parameters"] == runs[0].metadata["parameters"]
+    md = res.to_markdown()
+    assert md.splitlines()[0].startswith("| Learning rate | Final accuracy | Best accuracy")
+    assert " ± " in md
+    payload = json.loads(res.to_json())
+    assert payload["kind"] == "lr_sweep" and len(payload["runs"]) == 4
+
+
+def test_sweep_reports_divergence_by_name(data):
+    res = fmc.lr_sweep("base", lrs=(1e6,), epochs=2, data=data, batch_size=32)
+    row = res.table()[0]
+    assert row["status"] == "diverged at epoch 1" and row["diverged"] == 1
+    assert row["final_accuracy"] is None
+    assert "n/a" in res.to_markdown()
+
+
+def test_plot_returns_per_run_and_comparison_figures(data):
+    res = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=2, data=data, batch_size=32)
+    figs = res.plot()
+    assert sum(k.startswith("run-") for k in figs) == 2
+    assert {"comparison-test_accuracy", "comparison-train_loss"} <= set(figs)
+    lines = figs["comparison-test_accuracy"].axes[0].get_lines()
+    assert len(lines) == 2
+
+
+def test_store_reuses_finished_runs(data, tmp_path, monkeypatch):
+    first = fmc.lr_sweep("base", lrs=(0.1,), epochs=2, data=data, store=tmp_path, batch_size=32)
+    assert len(list(tmp_path.glob("*.json"))) == 1 and not list(tmp_path.glob("*.ckpt"))
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    again = fmc.lr_sweep("base", lrs=(0.1,), epochs=2, data=data, store=RunStore(tmp_path),
+                         batch_size=32)
+    assert again.runs[0].history == first.runs[0].history
+
+
+def test_convergence_study_reports_each_lr(data):
+    det = fmc.ConvergenceDetector(threshold=0.05, patience=1)
+    res = fmc.convergence_study("base", lrs=(0.5, 1e-5), max_epochs=4, detector=det, data=data,
+                                batch_size=32)
+    rows = {r["lr"]: r for r in res.table()}
+    assert rows[0.5]["status"].startswith("converged at epoch")
+    assert rows[0.5]["converged_epoch"] == res.runs[0].history.metadata["converged_epoch"]
+    assert rows[1e-5]["status"] in ("not converged within 4", "converged at epoch 2")
+    assert "Converged at epoch" in res.to_markdown()
+
+
+def test_compare_models_counts_parameters(data):
+    res = fmc.compare_models(("base", "wider"), lr=0.1, epochs=1, data=data, batch_size=32)
+    rows = {r["model"]: r for r in res.table()}
+    for name in ("base", "wider"):
+        model = fmc.build_model(name, num_classes=4, image_size=8)
+        assert rows[name]["parameters"] == fmc.count_parameters(model).trainable
+
+
+def test_gradient_study_traces_steps(data):
+    res = fmc.gradient_study("base", lrs=(0.1,), steps=5, data=data, batch_size=32)
+    run = res.runs[0]
+    assert len(run.gradients["values"]) == 5
+    row = res.table()[0]
+    assert row["gradient_steps"] == 5 and row["gradient_first"] == run.gradients["values"][0]
+    assert "gradients-" + run.spec.key in res.plot()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda d: fmc.lr_sweep(lrs=(), data=d), "lrs must not be empty"),
+    (lambda d: fmc.lr_sweep(seeds=(), data=d), "seeds must not be empty"),
+    (lambda d: fmc.compare_models(models=(), data=d), "models must not be empty"),
+    (lambda d: fmc.lr_sweep(lrs=(-1,), data=d), "lr must be a finite number > 0, got -1"),
+])
+def test_bad_experiment_arguments(data, call, message):
+    with pytest.raises(ConfigError, match=message):
+        call(data)

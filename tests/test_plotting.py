@@ -1,0 +1,185 @@
+"""Figures: the plotted lines carry the run's numbers; nothing goes through pyplot."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+
+from fmclassify.exceptions import ConfigError
+from fmclassify.history import EpochRecord, History
+from fmclassify.plotting import plot_comparison, plot_gradients, plot_history
+
+
+def make_history(
+    model: str = "base",
+    lr: float = 0.1,
+    accs: tuple[float, ...] = (0.7, 0.8, 0.85),
+    status: str = "completed",
+) -> History:
+    h = History(metadata={"model": model, "lr": lr}, status=status)  # type: ignore[arg-type]
+    h.append(EpochRecord(0, None, 2.30, 0.10, 0.0))
+    for epoch, acc in enumerate(accs, start=1):
+        h.append(EpochRecord(epoch, 1.0 / epoch, 1.2 / epoch, acc, 2.0))
+    return h
+
+
+def ydata(fig: Figure, axes: int, line: int) -> list[float]:
+    return [float(v) for v in fig.axes[axes].get_lines()[line].get_ydata()]
+
+
+def xdata(fig: Figure, axes: int, line: int) -> list[float]:
+    return [float(v) for v in fig.axes[axes].get_lines()[line].get_xdata()]
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    plt.close("all")
+    yield
+    assert plt.get_fignums() == [], "a plotting function used pyplot's global figures"
+
+
+def test_plot_history_draws_losses_and_accuracy() -> None:
+    h = make_history()
+    fig = plot_history(h)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert xdata(fig, 0, 0) == [1, 2, 3]  # train loss: trained epochs only
+    assert ydata(fig, 0, 0) == pytest.approx([1.0, 0.5, 1 / 3])
+    assert xdata(fig, 0, 1) == [0, 1, 2, 3]  # test loss: from the untrained model on
+    assert ydata(fig, 0, 1) == pytest.approx([2.3, 1.2, 0.6, 0.4])
+    assert xdata(fig, 1, 0) == [0, 1, 2, 3]
+    assert ydata(fig, 1, 0) == pytest.approx([10.0, 70.0, 80.0, 85.0])  # percent
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["train", "test"]
+    assert fig.get_suptitle() == "base, lr=0.1"
+
+
+def test_plot_history_title_override_and_missing_metadata() -> None:
+    h = make_history()
+    assert plot_history(h, title="my run").get_suptitle() == "my run"
+    h.metadata.clear()
+    assert plot_history(h).get_suptitle() == "training run"
+    h.metadata["lr"] = 0.001
+    assert plot_history(h).get_suptitle() == "lr=0.001"
+
+
+def test_plot_history_marks_divergence() -> None:
+    h = make_history(lr=10.0, accs=(0.1, 0.1), status="diverged")
+    h.diverged_epoch = 3
+    fig = plot_history(h)
+    for ax in fig.axes:
+        marks = [ln for ln in ax.get_lines() if ln.get_label() == "diverged at epoch 3"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [3, 3]
+
+
+def test_plot_history_marks_convergence() -> None:
+    h = make_history(status="converged")
+    h.metadata["converged_epoch"] = 2
+    fig = plot_history(h)
+    marks = [ln for ln in fig.axes[1].get_lines() if ln.get_label() == "converged at epoch 2"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [2, 2]
+
+
+def test_history_plot_delegates_and_renders() -> None:
+    h = make_history()
+    fig = h.plot(title="x")
+    assert ydata(fig, 1, 0) == pytest.approx([10.0, 70.0, 80.0, 85.0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")  # renders without pyplot or a display
+    assert buf.getvalue().startswith(b"\x89PNG")
+
+
+def test_plot_history_of_an_empty_run() -> None:
+    fig = plot_history(History())
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 1]
+    assert ydata(fig, 0, 1) == []
+
+
+def test_plot_comparison_overlays_runs_labelled_by_lr() -> None:
+    runs = [make_history(lr=0.1, accs=(0.8, 0.85)), make_history(lr=0.01, accs=(0.6, 0.7))]
+    fig = plot_comparison(runs)
+    ax = fig.axes[0]
+    assert [ln.get_label() for ln in ax.get_lines()] == ["lr=0.1", "lr=0.01"]
+    assert ydata(fig, 0, 0) == pytest.approx([10.0, 80.0, 85.0])
+    assert ydata(fig, 0, 1) == pytest.approx([10.0, 60.0, 70.0])
+    assert ax.get_ylabel() == "test accuracy (%)"
+
+
+def test_plot_comparison_of_train_loss_starts_at_epoch_one() -> None:
+    fig = plot_comparison([make_history()], metric="train_loss")
+    assert xdata(fig, 0, 0) == [1, 2, 3]
+    assert ydata(fig, 0, 0) == pytest.approx([1.0, 0.5, 1 / 3])
+
+
+def test_plot_comparison_labels_by_model_mapping_or_argument() -> None:
+    runs = [make_history(model="base"), make_history(model="wider")]
+    labels = [ln.get_label() for ln in plot_comparison(runs).axes[0].get_lines()]
+    assert labels == ["base", "wider"]
+    mixed = [make_history(model="base", lr=0.1), make_history(model="wider", lr=0.01)]
+    labels = [ln.get_label() for ln in plot_comparison(mixed).axes[0].get_lines()]
+    assert labels == ["base, lr=0.1", "wider, lr=0.01"]
+    same = [make_history(), make_history()]
+    labels = [ln.get_label() for ln in plot_comparison(same).axes[0].get_lines()]
+    assert labels == ["base, lr=0.1 #1", "base, lr=0.1 #2"]
+    fig = plot_comparison({"a": runs[0], "b": runs[1]}, metric="test_loss", title="T")
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["a", "b"]
+    assert fig.axes[0].get_title() == "T"
+    fig = plot_comparison(runs, labels=["one", "two"])
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["one", "two"]
+
+
+def test_plot_comparison_says_which_run_diverged() -> None:
+    bad = make_history(lr=10.0, accs=(0.1,), status="diverged")
+    bad.diverged_epoch = 2
+    fig = plot_comparison([make_history(), bad])
+    assert fig.axes[0].get_lines()[1].get_label() == "lr=10 (diverged at epoch 2)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"histories": []}, r"plot_comparison needs at least one History; got none"),
+        (
+            {"metric": "accuracy"},
+            r"unknown metric 'accuracy'; available: test_accuracy, test_loss, train_loss",
+        ),
+        ({"labels": ["only one"]}, r"got 1 labels for 2 histories; pass one label per run"),
+    ],
+)
+def test_plot_comparison_errors(kwargs: dict, message: str) -> None:
+    args = {"histories": [make_history(), make_history(lr=0.01)], **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        plot_comparison(**args)
+
+
+def test_plot_gradients_draws_values_per_step() -> None:
+    values = [3e-5, -1e-5, 2e-6, float("nan"), 1e-6]
+    fig = plot_gradients(values)
+    assert xdata(fig, 0, 0) == [1, 2, 3, 4, 5]
+    got = ydata(fig, 0, 0)
+    assert got[:3] == pytest.approx(values[:3]) and got[4] == pytest.approx(values[4])
+    zero = fig.axes[0].get_lines()[1]  # the signed mean gets a zero line
+    assert list(zero.get_ydata()) == [0, 0]
+    assert fig.axes[0].get_ylabel() == "mean gradient"
+    assert fig.get_suptitle() == "mean gradient over the first 5 steps"
+
+
+def test_plot_gradients_per_layer_and_statistic() -> None:
+    per_layer = {"0.weight": [1.0, 2.0], "0.bias": [0.5, 0.25]}
+    fig = plot_gradients([3.0, 4.0], statistic="l2_norm", per_layer=per_layer, title="t")
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].get_lines()) == 1  # no zero line for a norm
+    assert [ln.get_label() for ln in fig.axes[1].get_lines()] == ["0.weight", "0.bias"]
+    assert ydata(fig, 1, 1) == [0.5, 0.25]
+    assert fig.axes[0].get_ylabel() == "gradient L2 norm"
+    assert fig.get_suptitle() == "t"
+
+
+def test_plot_gradients_rejects_an_unknown_statistic() -> None:
+    with pytest.raises(ConfigError, match="unknown statistic 'max'; available: mean, mean_abs"):
+        plot_gradients([1.0], statistic="max")

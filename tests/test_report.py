@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fmclassify.exceptions import ConfigError
+from fmclassify.report import Budget, run_assignment
+from fmclassify.training import Trainer
+from helpers import make_dataset
+
+TINY = Budget("tiny", train_size=None, epochs=2, max_epochs=3, gradient_steps=5)
+KW = {"budget": TINY, "models": ("base", "wider"), "lrs": (0.5, 0.05), "progress": False}
+
+
+@pytest.fixture
+def data():
+    return make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
+
+
+def mask_timing(text: str) -> str:
+    """Wall-clock seconds differ between two runs of the same report; everything else must not."""
+    text = re.sub(r"\| \d+\.\d\d \|", "| T |", text)
+    return re.sub(r"an epoch takes \d+\.\dx as long", "an epoch takes Tx as long", text)
+
+
+def tables_without_seconds(out):
+    tables = json.loads((out / "results.json").read_text())["tables"]
+    for rows in tables.values():
+        for row in rows:
+            row.pop("seconds_per_epoch", None)
+    return tables
+
+
+def test_report_has_every_section_and_file(data, tmp_path):
+    report = run_assignment(tmp_path, data=data, **KW)
+    md = (tmp_path / "report.md").read_text()
+    for q in ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q1.5", "Q1.6", "Q1.7"):
+        assert f"## {q}" in md
+    assert "budget 'tiny'" in md
+    assert "(n+1)*m = (64+1)*512 = 33,280" in md  # the Q1.5 formula table of base on 8x8 images
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == md.count("![")
+    assert not re.search(r"<img[^>]+src='figures/", html)  # self-contained
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 3 * 2 + 2
+    assert len(list((tmp_path / "figures").glob("*.png"))) == md.count("![")
+    assert set(json.loads((tmp_path / "results.json").read_text())["tables"]) == {
+        "q1_1", "q1_2", "q1_4", "q1_7"}
+    assert report.markdown == md
+
+
+def test_observations_come_from_measured_numbers(data, tmp_path):
+    report = run_assignment(tmp_path, data=data, **KW)
+    md = report.markdown
+    best = max(report.results["q1_1"].table(), key=lambda r: r["final_accuracy"])
+    expected = f"the best learning rate is {best['lr']:g}, with {100 * best['final_accuracy']:.1f}%"
+    assert expected in md
+    rows = {r["model"]: r for r in report.results["q1_4"].table()}
+    ratio = rows["wider"]["parameters"] / rows["base"]["parameters"]
+    assert f"{ratio:.2f}x base's" in md
+
+
+def test_rerun_reuses_every_finished_run(data, tmp_path, monkeypatch):
+    run_assignment(tmp_path, data=data, **KW)
+    first = (tmp_path / "report.md").read_text()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    run_assignment(tmp_path, data=data, **KW)
+    assert (tmp_path / "report.md").read_text() == first
+
+
+def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
+    """SIGKILL in the middle of the fourth run; the rerun retrains only what did not finish."""
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+        from helpers import make_dataset
+        from fmclassify.callbacks import CallbackBase
+        from fmclassify.report import Budget, run_assignment
+        import fmclassify.training as training
+
+        runs = []
+        class Killer(CallbackBase):
+            def on_epoch_end(self, run, record):
+                if len(runs) == 3 and record.epoch == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        original = training.Trainer.__init__
+        def patched(self, *a, **k):
+            k["callbacks"] = [*k.get("callbacks", ()), Killer()]
+            original(self, *a, **k)
+        training.Trainer.__init__ = patched
+        data = make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
+        run_assignment({str(killed)!r}, data=data,
+                       budget=Budget("tiny", None, 2, 3, 5), models=("base", "wider"),
+                       lrs=(0.5, 0.05), progress=False, on_run=runs.append)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    finished = sorted(p.name for p in (killed / "runs").glob("*.json"))
+    assert len(finished) == 3 and len(list((killed / "runs").glob("*.ckpt"))) == 1
+
+    trained = []
+    original_fit = Trainer.fit
+
+    def counting_fit(self, *a, **k):
+        trained.append(self.lr)
+        return original_fit(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "fit", counting_fit)
+        run_assignment(killed, data=data, **KW)
+    assert len(trained) == 3 * 2 + 2 - 3  # the finished runs were not trained again
+    run_assignment(straight, data=data, **KW)
+    assert tables_without_seconds(killed) == tables_without_seconds(straight)
+    assert mask_timing((killed / "report.md").read_text()) == mask_timing(
+        (straight / "report.md").read_text())
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"budget": "huge"}, "unknown budget 'huge'; choose quick or full"),
+    ({"seeds": 0}, "seeds must be an integer >= 1, got 0"),
+    ({"models": ()}, "models must name at least one registered model"),
+    ({"lrs": (0.1, -1)}, r"lrs must be positive learning rates, got \[0.1, -1\]"),
+])
+def test_bad_report_arguments(data, tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        run_assignment(tmp_path, data=data, **{**KW, **kwargs})
