@@ -20,3 +20,28 @@ def make_dataset(n: int = 256, *, size: int = 8, channels: int = 1, classes: int
     return ImageDataset(images=images, labels=labels.long(),
                         classes=tuple(f"c{i}" for i in range(classes)),
                         name="synthetic", split=split, checksum=f"synthetic-{seed}")
+
+
+def write_fashion_idx(folder, n_train: int = 512, n_test: int = 128, size: int = 28,
+                      source=None) -> None:
+    """Write a Fashion-MNIST in the real gzip IDX format, under the real file names.
+
+    The images are synthetic, or the first ``n_train``/``n_test`` of ``source`` (a
+    ``(train, test)`` pair such as the real data set).
+    """
+    import gzip
+    import struct
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (prefix, n, seed) in enumerate((("train", n_train, 0), ("t10k", n_test, 1))):
+        if source is None:
+            ds = make_dataset(n, size=size, classes=10, seed=seed)
+        else:
+            ds = source[i].subset(n)
+            size = ds.image_shape[1]
+        images = struct.pack(">4B3I", 0, 0, 8, 3, n, size, size) + ds.images.numpy().tobytes()
+        labels = struct.pack(">4BI", 0, 0, 8, 1, n) + ds.labels.to(torch.uint8).numpy().tobytes()
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))

@@ -678,8 +678,8 @@ def test_normalize_standardizes_train_per_channel(tmp_path, kind):
 
 INVALID = {
     "images dtype": (
-        dict(images=torch.zeros(2, 1, 3, 3)),
-        r"images must be a uint8 tensor of shape \(N, C, H, W\), got torch.float32",
+        dict(images=torch.zeros(2, 1, 3, 3, dtype=torch.float64)),
+        r"images must be a uint8 \(or float32\) tensor of shape \(N, C, H, W\), got torch.float64",
     ),
     "images ndim": (
         dict(images=torch.zeros(2, 3, 3, dtype=torch.uint8)),

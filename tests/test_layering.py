@@ -29,6 +29,7 @@ ALLOWED = {
     "checkpoint": {"exceptions", "history"},
     "training": {"callbacks", "checkpoint", "data", "exceptions", "history"},
     "_tables": set(),
+    "_fused": {"exceptions", "models"},
     "_observations": {"experiments"},
     "experiments": {"convergence", "data", "exceptions", "gradients", "history", "registry",
                     "training", "_tables", "plotting"},

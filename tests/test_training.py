@@ -263,3 +263,49 @@ def test_real_data_ten_epochs_reach_the_course_accuracy(real_data):
     assert h.status == "completed" and h.epochs_trained == 10
     assert h.final_accuracy >= 0.865  # the course saw 87.2%
     assert h.column("train_loss")[-1] < h.column("train_loss")[0]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import fmclassify as fmc
+from fmclassify.callbacks import CallbackBase
+
+class Kill(CallbackBase):
+    def on_after_backward(self, run):
+        if run.step == {kill_step}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train, test = fmc.load_dataset("fashion-mnist", root="{root}", download=False)
+train, test = train.subset({n_train}), test.subset({n_test})
+model = fmc.build_model("base", seed=0)
+fmc.Trainer(model, lr=0.1, epochs=4, checkpoint="{ckpt}", progress=False,
+            callbacks=[Kill()]).fit(train, test)
+"""
+
+
+@pytest.mark.integration
+def test_sigkill_mid_epoch_then_resume_equals_a_straight_run(real_data, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REAL_DATA
+
+    n_train, n_test = 3000, 1000
+    steps_per_epoch = math.ceil(n_train / 64)
+    ckpt = tmp_path / "run.ckpt"
+    script = KILL_SCRIPT.format(kill_step=2 * steps_per_epoch + 10, root=REAL_DATA,
+                                n_train=n_train, n_test=n_test, ckpt=ckpt)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert fmc.History.from_dict(
+        torch.load(ckpt, weights_only=True)["history"]).epochs_trained == 2
+
+    train, test = real_data[0].subset(n_train), real_data[1].subset(n_test)
+    resumed = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, checkpoint=ckpt,
+                          progress=False)
+    h_resumed = resumed.fit(train, test, resume=True)
+    straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, progress=False)
+    h_straight = straight.fit(train, test)
+    assert strip_seconds(h_resumed) == strip_seconds(h_straight)
+    for p, q in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -45,6 +45,14 @@ class RunContext:
     step : int
         Training steps taken so far (0-based index of the step in progress during
         ``on_after_backward``).
+
+    Examples
+    --------
+    >>> import torch, fmclassify as fmc
+    >>> run = fmc.RunContext(model=torch.nn.Linear(2, 2), history=fmc.History(), epochs=3)
+    >>> run.request_stop("enough", status="converged")
+    >>> run.stop_requested, run.stop_status
+    (True, 'converged')
     """
 
     model: torch.nn.Module
@@ -75,7 +83,14 @@ class RunContext:
 
 @runtime_checkable
 class Callback(Protocol):
-    """Anything with the four hooks can watch a run; see the module documentation."""
+    """Anything with the four hooks can watch a run; see the module documentation.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> isinstance(fmc.GradientTracer(), fmc.Callback)
+    True
+    """
 
     def on_fit_start(self, run: RunContext) -> None:
         """Called once before the first training epoch."""
@@ -95,6 +110,19 @@ class CallbackBase:
 
     Set ``needs_gradients = False`` in a subclass that does not use ``on_after_backward``; the
     trainer then skips that hook and may use its faster fused step.
+
+    Examples
+    --------
+    A callback that stops a run once test accuracy passes 90 %:
+
+    >>> import fmclassify as fmc
+    >>> class StopAt90(fmc.CallbackBase):
+    ...     needs_gradients = False
+    ...     def on_epoch_end(self, run, record):
+    ...         if record.test_accuracy >= 0.9:
+    ...             run.request_stop("reached 90% test accuracy")
+    >>> trainer = fmc.Trainer(fmc.build_model("base"), lr=0.1, epochs=50,
+    ...                       callbacks=[StopAt90()])
     """
 
     needs_gradients: bool = True

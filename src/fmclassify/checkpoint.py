@@ -72,7 +72,7 @@ def save_checkpoint(
         "history": history.to_dict(),
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "step": step,
         "callbacks": [_callback_state(cb) for cb in callbacks],
     }

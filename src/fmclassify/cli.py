@@ -149,6 +149,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("fmclassify: error: --resume needs --checkpoint PATH (the file to continue from)",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.checkpoint is not None and args.checkpoint.exists() and not args.resume:
+        print(f"fmclassify: error: checkpoint {args.checkpoint} exists; add --resume to continue "
+              "it, or choose another --checkpoint path", file=sys.stderr)
+        return EXIT_USAGE
     if args.json is not None and args.json.exists() and not args.resume:
         print(f"fmclassify: error: {args.json} exists; choose another --json path or delete it",
               file=sys.stderr)

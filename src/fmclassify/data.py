@@ -82,6 +82,11 @@ def list_datasets() -> list[str]:
     -------
     list of str
         ``["fashion-mnist", "mnist", "kmnist", "cifar10"]``.
+
+    Examples
+    --------
+    >>> list_datasets()
+    ['fashion-mnist', 'mnist', 'kmnist', 'cifar10']
     """
     return list(DATASETS)
 
@@ -107,7 +112,9 @@ class ImageDataset:
     Parameters
     ----------
     images : torch.Tensor
-        uint8, shape (N, C, H, W), values 0..255.
+        Shape (N, C, H, W): uint8 pixels 0..255 (what the loaders give), or float32 values
+        already on the scale the model should see (your own preprocessed data), which must
+        all be finite.
     labels : torch.Tensor
         int64, shape (N,), values in ``[0, len(classes))``, on the device of ``images``.
     classes : tuple of str
@@ -155,11 +162,14 @@ class ImageDataset:
         self.classes = tuple(self.classes)
         what = f"data set {self.name!r} ({self.split})" if self.name else "data set"
         images, labels = self.images, self.labels
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+        if (not isinstance(images, torch.Tensor) or images.ndim != 4
+                or images.dtype not in (torch.uint8, torch.float32)):
             raise DataError(
-                f"{what}: images must be a uint8 tensor of shape (N, C, H, W), got "
+                f"{what}: images must be a uint8 (or float32) tensor of shape (N, C, H, W), got "
                 f"{_describe(images)}"
             )
+        if images.dtype == torch.float32:
+            _check_finite(images, what)
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.ndim != 1:
             raise DataError(
                 f"{what}: labels must be an int64 tensor of shape (N,), got {_describe(labels)}"
@@ -231,7 +241,10 @@ class ImageDataset:
             float32, shape (N, C, H, W).
         """
         if self._float_cache is None:
-            x = self.images.to(torch.float32).div(255)
+            if self.images.dtype == torch.float32:
+                x = self.images.clone()  # already scaled by the caller; never alias their tensor
+            else:
+                x = self.images.to(torch.float32).div(255)
             if self.mean is not None and self.std is not None:
                 mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device)
                 std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device)
@@ -321,6 +334,17 @@ class ImageDataset:
         ):
             return self
         return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
+
+def _check_finite(images: torch.Tensor, what: str) -> None:
+    bad = ~torch.isfinite(images)
+    if bool(bad.any()):
+        count = int(bad.sum())
+        first = int(bad.flatten(1).any(1).nonzero()[0])
+        raise DataError(
+            f"{what}: {count} image values are NaN or infinite (first in image {first}); "
+            "clean or drop those images before training"
+        )
 
 
 def _describe(value: object) -> str:

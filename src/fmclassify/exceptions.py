@@ -22,42 +22,131 @@ __all__ = [
 
 
 class FmClassifyError(Exception):
-    """Base class of every error fmclassify raises on purpose."""
+    """Base class of every error fmclassify raises on purpose.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:
+    ...     fmc.build_model("bse")
+    ... except fmc.FmClassifyError as exc:
+    ...     print(type(exc).__name__)
+    UnknownModelError
+    """
 
 
 class ConfigError(FmClassifyError, ValueError):
-    """A configuration value is out of range or inconsistent (lr <= 0, epochs < 1, ...)."""
+    """A configuration value is out of range or inconsistent (lr <= 0, epochs < 1, ...).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> fmc.Trainer(fmc.build_model("base"), lr=0, epochs=1)
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.ConfigError: lr must be a finite number > 0, got 0; the course uses 0.1
+    """
 
 
 class UnknownModelError(FmClassifyError, LookupError):
-    """No model is registered under the requested name; the message lists close matches."""
+    """No model is registered under the requested name; the message lists close matches.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> fmc.build_model("wide")
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.UnknownModelError: unknown model 'wide'; did you mean 'wider'? ...
+    """
 
     def __str__(self) -> str:  # LookupError would quote the message like a dict key
         return str(self.args[0]) if self.args else ""
 
 
 class UnknownDatasetError(FmClassifyError, LookupError):
-    """The requested data set name is not one fmclassify knows."""
+    """The requested data set name is not one fmclassify knows.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:
+    ...     fmc.load_dataset("mnsit", download=False)
+    ... except fmc.UnknownDatasetError as exc:
+    ...     print("did you mean 'mnist'" in str(exc))
+    True
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
 class DataError(FmClassifyError):
-    """Data is missing, corrupt, or does not fit the model."""
+    """Data is missing, corrupt, or does not fit the model.
+
+    Examples
+    --------
+    >>> import torch, fmclassify as fmc
+    >>> fmc.ImageDataset(torch.zeros(0, 1, 28, 28, dtype=torch.uint8),
+    ...                  torch.zeros(0, dtype=torch.long), classes=("a",))
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.DataError: data set: it holds no images
+    """
 
 
 class DataNotFoundError(DataError, FileNotFoundError):
-    """No copy of the data set was found in any of the places searched, and none was fetched."""
+    """No copy of the data set was found in any of the places searched, and none was fetched.
+
+    The message lists every place looked and the ways to fix it.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:
+    ...     fmc.load_dataset("cifar10", download=False)
+    ... except fmc.DataNotFoundError as exc:
+    ...     print(str(exc).splitlines()[0])  # doctest: +ELLIPSIS
+    could not find the cifar10 data set...
+    """
 
 
 class CorruptDataError(DataError):
-    """A data file exists but is truncated or malformed; the message names the file."""
+    """A data file exists but is truncated or malformed; the message names the file.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:
+    ...     fmc.load_dataset("mnist", root="/path/with/a/truncated/copy")  # doctest: +SKIP
+    ... except fmc.CorruptDataError as exc:
+    ...     print(exc)  # e.g. ".../train-images-idx3-ubyte.gz: the header promises ..."
+    """
 
 
 class ParameterCountError(FmClassifyError):
-    """An analytic parameter rule disagrees with what PyTorch allocated, or cannot be applied."""
+    """An analytic parameter rule disagrees with what PyTorch allocated, or cannot be applied.
+
+    Examples
+    --------
+    >>> import torch, fmclassify as fmc
+    >>> fmc.count_parameters(torch.nn.LazyLinear(4))
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.ParameterCountError: ...
+    """
 
 
 class CheckpointError(FmClassifyError):
-    """A checkpoint is unreadable or belongs to another model or configuration."""
+    """A checkpoint is unreadable or belongs to another model or configuration.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> trainer = fmc.Trainer(fmc.build_model("base"), lr=0.1, epochs=5,
+    ...                       checkpoint="other-run.ckpt")                    # doctest: +SKIP
+    >>> trainer.fit(train, test, resume=True)                                  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.CheckpointError: checkpoint 'other-run.ckpt' belongs to another run ...
+    """

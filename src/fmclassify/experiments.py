@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import ImageDataset, load_dataset
@@ -200,8 +200,9 @@ def run_one(
     tracer = GradientTracer(**dict(spec.tracer)) if spec.tracer else None
     callbacks = [cb for cb in (detector, tracer) if cb is not None]
     trainer = Trainer(model, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
-                      optimizer=spec.optimizer, seed=spec.seed, shuffle=spec.shuffle,
-                      device=device, callbacks=callbacks, progress=progress,  # type: ignore[arg-type]
+                      optimizer=spec.optimizer, seed=spec.seed,  # type: ignore[arg-type]
+                      shuffle=spec.shuffle,
+                      device=device, callbacks=callbacks, progress=progress,
                       checkpoint=store.checkpoint_path(spec) if store else None)
     history = trainer.fit(train, test, resume=store is not None)
     result = RunResult(spec, history, tracer.to_dict() if tracer else None)
@@ -223,6 +224,14 @@ class ExperimentResult:
     group_by : str
         The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
         group are aggregated as mean and standard deviation.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> result = fmc.lr_sweep(lrs=(0.1, 0.01), epochs=2)      # doctest: +SKIP
+    >>> [row["final_accuracy"] for row in result.table()]    # doctest: +SKIP
+    >>> figures = result.plot()                              # doctest: +SKIP
+    >>> result.to_json("sweep.json")                         # doctest: +SKIP
     """
 
     kind: str
@@ -443,6 +452,14 @@ def convergence_study(
     -------
     ExperimentResult
         Grouped by ``lr``, with a ``converged_epoch`` column.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> detector = fmc.ConvergenceDetector(threshold=0.001, patience=3, window=3)
+    >>> result = fmc.convergence_study(lrs=(0.1,), max_epochs=100,
+    ...                                detector=detector)                 # doctest: +SKIP
+    >>> result.table()[0]["converged_epoch"]                             # doctest: +SKIP
     """
     _check_values("lrs", lrs)
     _check_values("seeds", seeds)
@@ -485,6 +502,12 @@ def compare_models(
     -------
     ExperimentResult
         Grouped by ``model``, with a ``parameters`` column.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> result = fmc.compare_models(("base", "wider"), epochs=3)          # doctest: +SKIP
+    >>> print(result.to_markdown())                                      # doctest: +SKIP
     """
     _check_values("models", models)
     _check_values("seeds", seeds)
@@ -499,7 +522,7 @@ def gradient_study(
     model: str = "base",
     lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
     steps: int = 100,
-    statistic: str = "mean",
+    statistic: Literal["mean", "mean_abs", "l2_norm"] = "mean",
     seeds: Sequence[int] = (0,),
     *,
     data: Data | None = None,
@@ -529,6 +552,14 @@ def gradient_study(
     ExperimentResult
         Grouped by ``lr``; each run has ``gradients`` (the tracer's dict) and the table has
         ``gradient_first``, ``gradient_last`` and ``gradient_mean`` columns.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> result = fmc.gradient_study(lrs=(0.1, 0.01), steps=100)         # doctest: +SKIP
+    >>> values = result.runs[0].gradients["values"]                     # doctest: +SKIP
+    >>> len(values)                                                     # doctest: +SKIP
+    100
     """
     _check_values("lrs", lrs)
     tracer_cfg = tuple(sorted(GradientTracer(steps=steps, statistic=statistic).config().items()))

@@ -70,6 +70,12 @@ class EpochRecord:
         Fraction of test images classified correctly, in [0, 1].
     seconds : float
         Wall-clock seconds of the epoch's training (evaluation excluded).
+
+    Examples
+    --------
+    >>> r = EpochRecord(epoch=1, train_loss=0.65, test_loss=0.56, test_accuracy=0.789, seconds=1.7)
+    >>> f"{r.test_accuracy:.1%}"
+    '78.9%'
     """
 
     epoch: int
@@ -201,7 +207,7 @@ class History:
         if self.status == "converged":
             epoch = self.metadata.get("converged_epoch", self.epochs_trained)
             return f"converged at epoch {epoch}"
-        label = self.status
+        label: str = self.status
         if self.status == "completed" and self.metadata.get("not_converged_within"):
             label = f"not converged within {self.metadata['not_converged_within']}"
         if self.unstable:

@@ -60,7 +60,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits of shape (B, num_classes) for images of shape (B, C, H, W)."""
         x = self.flatten(x)  # (B, C, H, W) -> (B, C*H*W)
-        return self.linear_relu_stack(x)  # (B, C*H*W) -> (B, num_classes)
+        logits: torch.Tensor = self.linear_relu_stack(x)  # (B, C*H*W) -> (B, num_classes)
+        return logits
 
 
 class CourseCNN(nn.Module):
@@ -79,6 +80,12 @@ class CourseCNN(nn.Module):
         Height and width of the square input images; at least 8.
     num_classes : int
         Number of output logits.
+
+    Examples
+    --------
+    >>> model = CourseCNN(in_channels=3, image_size=32, num_classes=10)   # CIFAR-10 shapes
+    >>> model(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
     """
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int) -> None:
@@ -112,7 +119,8 @@ class CourseCNN(nn.Module):
         x = x.flatten(1)  # -> (B, 2304)
         x = self.drop(self.fc1(x))  # -> (B, 600)
         x = self.fc2(x)  # -> (B, 120)
-        return self.fc3(x)  # -> (B, num_classes)
+        logits: torch.Tensor = self.fc3(x)  # -> (B, num_classes)
+        return logits
 
 
 @register_model("base", aliases=("quickstart",), description="784-512-512-10 MLP (quickstart)")

@@ -88,6 +88,13 @@ class ParameterRow:
         ``(parameter, first owner)`` for each parameter tied to one counted earlier.
     frozen : tuple of str
         Qualified names of the row's parameters that do not require gradients.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> row = fmc.count_parameters(fmc.build_model("deeper")).rows[0]
+    >>> row.name, row.layer_type, row.numel
+    ('layer1.0', 'Conv2d', 320)
     """
 
     name: str
@@ -164,6 +171,15 @@ class ParameterReport:
         The model's registered name, or its class name.
     model_type : str
         The model's class name (shown in the title when it differs from ``model_name``).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> report = fmc.count_parameters(fmc.build_model("wider"))
+    >>> report.trainable, report.non_trainable
+    (1557330, 0)
+    >>> print(report.to_markdown().splitlines()[2])
+    | Layer | Type | Formula | Analytic | numel | Trainable | Check |
     """
 
     rows: tuple[ParameterRow, ...]

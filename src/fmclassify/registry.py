@@ -76,6 +76,12 @@ class ModelSpec:
         Other names that resolve to this model.
     source : str
         ``"built-in"``, or the distribution name of the plugin that registered it.
+
+    Examples
+    --------
+    >>> spec = get_model_spec("deeper")
+    >>> spec.name, spec.aliases, spec.source
+    ('deeper', ('cnn',), 'built-in')
     """
 
     name: str

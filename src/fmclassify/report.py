@@ -168,10 +168,10 @@ def run_assignment(
         For an unknown budget, seeds < 1, or empty models or lrs.
     """
     plan = _check(budget, seeds, models, lrs)
+    out_dir = _claim_output_folder(Path(out))
     train, test = data if data is not None else load_dataset(dataset)
     if plan.train_size is not None and plan.train_size < len(train):
         train = train.subset(plan.train_size)
-    out_dir = Path(out)
     store = RunStore(out_dir / "runs")
     common: dict[str, Any] = {"data": (train, test), "store": store, "progress": progress,
                               "device": device, "on_run": on_run, "seeds": tuple(range(seeds))}
@@ -196,6 +196,23 @@ def run_assignment(
          "parameters": {m: p.to_dict() for m, p in params.items()}},
         indent=1, default=str).encode())
     return AssignmentReport(out_dir, plan, results, markdown)
+
+
+_MARKER = ".fmclassify-report"
+
+
+def _claim_output_folder(out: Path) -> Path:
+    """Refuse a folder that holds someone else's files; mark ours so reruns may reuse it."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / _MARKER).exists():
+        raise ConfigError(
+            f"output folder {str(out)!r} already holds files that fmclassify did not write; "
+            "choose a new or empty folder so none of them is overwritten"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).touch()
+    return out
 
 
 def total_runs(budget: Budget | str, seeds: int, models: Sequence[str],

@@ -48,6 +48,15 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     It derives from :class:`KeyboardInterrupt`, so a sweep stops instead of starting its next
     run; catch it to keep the partial results (the command line does, and exits with 130).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> trainer = fmc.Trainer(fmc.build_model("base"), lr=0.1, epochs=10)
+    >>> try:                                                   # doctest: +SKIP
+    ...     history = trainer.fit(train, test)
+    ... except fmc.TrainingInterrupted as stop:
+    ...     history = stop.history          # status "interrupted", every finished epoch
     """
 
     def __init__(self, history: History, signum: int = signal.SIGINT) -> None:
@@ -190,6 +199,11 @@ class Trainer:
                 "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
                 "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)"
             )
+        if self.checkpoint is not None and self.checkpoint.exists() and not resume:
+            raise ConfigError(
+                f"checkpoint {str(self.checkpoint)!r} already exists; pass resume=True to "
+                "continue that run, or delete the file (or choose another path) to start afresh"
+            )
         self._check_data(train, test)
         history = History(metadata=self._metadata(train, test))
         self.history = history
@@ -265,16 +279,18 @@ class Trainer:
         for i, (xb, yb) in enumerate(self._batches(x, y, gen)):
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             for cb in watchers:
                 cb.on_after_backward(run)
             opt.step()
             loss_sum += loss.detach() * yb.shape[0]  # stays on the device: no sync per step
             run.step += 1
             if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                return self._diverged(run, epoch)
+                self._diverged(run, epoch)
+                return None
         if not torch.isfinite(loss_sum):
-            return self._diverged(run, epoch)
+            self._diverged(run, epoch)
+            return None
         seconds = time.perf_counter() - started
         return self._evaluate_record(epoch, loss_sum.item() / len(y), x_test, y_test, seconds)
 
@@ -283,12 +299,12 @@ class Trainer:
         return iter_batches(x, y, self.batch_size, shuffle=self.shuffle, generator=gen)
 
     def _diverged(self, run: RunContext, epoch: int) -> None:
+        """Mark the run diverged in ``epoch``; the unfinished epoch is not recorded."""
         history = run.history
         history.status = "diverged"
         history.diverged_epoch = epoch
         history.reason = (f"training loss became non-finite in epoch {epoch} (step {run.step}); "
                           f"lr {self.lr:g} is too large for this model")
-        return None
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
