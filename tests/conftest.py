@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 
 from helpers import make_dataset
 
-REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
+# Where the real Fashion-MNIST lives; a GPU machine without Debian's package points this elsewhere.
+REAL_DATA = Path(os.environ.get("FMCLASSIFY_REAL_DATA", "/usr/share/datasets/fashion-mnist"))
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import pytest
 from fmclassify.history import EpochRecord, History
 
 
-def make(accs, status="completed", **meta):
-    h = History(metadata={"model": "base", "lr": 0.1, **meta}, status=status)
+def make(accs, status="completed", losses=None, **meta):
+    h = History(metadata={"model": "base", "lr": 0.1, "num_classes": 10, **meta}, status=status)
     h.append(EpochRecord(0, None, 2.3, 0.1, 0.0))
-    for i, a in enumerate(accs, 1):
-        h.append(EpochRecord(i, 1.0 / i, 1.1 / i, a, 2.0))
+    losses = losses or [1.0 / i for i in range(1, len(accs) + 1)]
+    for i, (a, loss) in enumerate(zip(accs, losses, strict=True), 1):
+        h.append(EpochRecord(i, loss, 1.1 / i, a, 2.0))
     return h
 
 
@@ -62,15 +63,17 @@ def test_from_dict_rejects_foreign_data():
         History.from_dict({"format": "fmclassify.history/1", "status": "odd"})
 
 
-@pytest.mark.parametrize(("accs", "unstable"), [
-    ([0.80, 0.84, 0.86, 0.87], False),       # healthy
-    ([0.55, 0.62, 0.66, 0.70], False),       # slow but steady (small lr)
-    ([0.10, 0.19, 0.11, 0.18], True),        # under twice chance: lr 1 thrashing
-    ([0.30, 0.12, 0.25, 0.28], True),        # falls 18 points in one epoch
-    ([0.80], False),                         # one epoch says nothing
+@pytest.mark.parametrize(("accs", "losses", "unstable"), [
+    ([0.80, 0.84, 0.86, 0.87], [0.6, 0.4, 0.35, 0.33], False),  # healthy
+    ([0.18, 0.32, 0.43, 0.49], [2.29, 2.27, 2.24, 2.2], False),  # lr too small: slow, not unstable
+    ([0.80, 0.72, 0.84, 0.83], [0.6, 0.5, 0.45, 0.4], False),    # an 8-point dip on a subset
+    ([0.30, 0.12, 0.25, 0.28], [1.9, 1.8, 1.8, 1.8], True),      # falls 18 points in one epoch
+    ([0.23, 0.10, 0.10, 0.10], [3.27, 2.34, 2.31, 2.31], True),  # lr 1: worse than guessing
+    ([0.80], [0.6], False),                                       # one epoch, healthy
+    ([0.11], [2.9], True),                                        # one epoch, worse than guessing
 ])
-def test_unstable_rule(accs, unstable):
-    assert make(accs).unstable is unstable
+def test_unstable_rule(accs, losses, unstable):
+    assert make(accs, losses=losses).unstable is unstable
 
 
 def test_describe_status():
@@ -82,4 +85,7 @@ def test_describe_status():
         "converged at epoch 2")
     assert make([0.8, 0.81], not_converged_within=2).describe_status() == (
         "not converged within 2")
-    assert make([0.1, 0.12, 0.1]).describe_status() == "completed (unstable)"
+    assert make([0.1, 0.12, 0.1], losses=[2.5, 2.3, 2.3]).describe_status() == (
+        "completed (unstable)")
+    dead = make([0.1, 0.1, 0.1], losses=[3.1, 2.31, 2.31], status="converged", converged_epoch=3)
+    assert dead.describe_status() == "converged at epoch 3 (unstable)"

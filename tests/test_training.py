@@ -309,3 +309,26 @@ def test_sigkill_mid_epoch_then_resume_equals_a_straight_run(real_data, tmp_path
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     for p, q in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_conv_models_train_channels_last_on_cpu_and_match_nchw(tiny_data):
+    train, test = tiny_data
+    model = fmc.build_model("deeper", num_classes=4, image_size=8, seed=0)
+    model.drop.p = 0.0  # dropout masks would differ between the two loops
+    oracle = copy.deepcopy(model)
+    t = trainer(model, epochs=1, shuffle=True, device="cpu")
+    t.fit(train, test)
+    assert model.layer1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(oracle.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    from fmclassify.data import iter_batches
+
+    for xb, yb in iter_batches(train.float_images(), train.labels, 32, shuffle=True,
+                               generator=gen):
+        loss = F.cross_entropy(oracle(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p, q in zip(model.parameters(), oracle.parameters(), strict=True):
+        torch.testing.assert_close(p, q.contiguous(memory_format=torch.channels_last)
+                                   if p.ndim == 4 else q, rtol=1e-4, atol=1e-5)

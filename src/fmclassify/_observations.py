@@ -57,7 +57,12 @@ def _convergence_notes(conv: ExperimentResult, sweep_rows: dict[Any, dict[str, A
         lr = r["lr"]
         if r["diverged"]:
             continue
-        if r.get("converged_epoch") is not None:
+        if r.get("converged_epoch") is not None and r["unstable"]:
+            notes.append(f"lr {lr:g} met the convergence rule at epoch "
+                         f"{r['converged_epoch']:.0f}, but at {_pct(r['final_accuracy'])} "
+                         "accuracy: its accuracy stopped changing because the network stopped "
+                         "learning, not because it reached a good minimum (flagged unstable).")
+        elif r.get("converged_epoch") is not None:
             converged.append((lr, r["converged_epoch"]))
             line = (f"lr {lr:g} met the convergence rule at epoch {r['converged_epoch']:.0f} "
                     f"with {_pct(r['final_accuracy'])} accuracy")

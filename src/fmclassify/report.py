@@ -362,8 +362,9 @@ def _write_sections(doc: _Document, out: Path, plan: Budget, train: ImageDataset
     doc.para("Accuracies are on the test set. 'Final' is after the last epoch, 'best' the "
              "highest over the epochs, 'avg' the mean over the epochs (the course's "
              "'Avg Accuracy'). A run whose loss became non-finite is reported as diverged; "
-             "one that thrashes is flagged unstable (its best accuracy stays under twice "
-             "chance, or its accuracy falls by more than 5 points between two epochs).")
+             "one that thrashes is flagged unstable (an epoch's training loss over 5% above "
+             "both the untrained network's and that of guessing, ln(classes), or a fall of "
+             "more than 10 accuracy points between two epochs).")
     sections: list[tuple[str, str, Callable[[], None]]] = [
         ("q1_1", "Q1.1 Learning rates", lambda: _figures(doc, out, results["q1_1"], "q1_1")),
         ("q1_2", "Q1.2 Epochs to convergence",
