@@ -50,6 +50,7 @@ from fmclassify.registry import ModelSpec, build_model, list_models, register_mo
 from fmclassify.training import Trainer, TrainingInterrupted
 
 try:
+    #: The installed version of fmclassify, a PEP 440 string such as ``"0.1.0"``.
     __version__ = version("fmclassify")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"

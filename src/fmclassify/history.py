@@ -19,9 +19,9 @@ Statuses
 
 The instability rule
 --------------------
-A run that does not diverge can still thrash: lr 1 on the base MLP keeps its loss near the
-loss of guessing and its accuracy between 10 and 30 %, or dies at chance. :attr:`History.unstable`
-flags a trained run when either
+A run that does not diverge can still thrash: its loss bounces around the loss of guessing and
+its accuracy jumps between epochs, or the network dies and stays at chance.
+:attr:`History.unstable` flags a trained run when either
 
 * the mean training loss of some epoch exceeds, by more than 5 %, the larger of
   ``ln(num_classes)`` (the loss of guessing uniformly, 2.30 for ten classes) and the untrained
@@ -30,10 +30,9 @@ flags a trained run when either
   from one epoch to the next at least once.
 
 A learning rate that is merely too small is not unstable: its loss starts near ``ln(C)`` and
-only goes down. A healthy SGD run on the full Fashion-MNIST moves its test accuracy by a point
-or two between epochs, and by up to about eight on a subset of a few thousand images (measured:
-base and deeper at lr 0.1 on 12,000 images); a fall of more than ten points means the step size
-throws the weights out of the basin they had found.
+only goes down. A healthy SGD run moves its test accuracy by a few points between epochs at
+most (more on a small subset, hence the generous ten); a larger fall means the step size throws
+the weights out of the basin they had found.
 """
 
 from __future__ import annotations

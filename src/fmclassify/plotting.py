@@ -20,6 +20,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fmclassify.exceptions import ConfigError
 from fmclassify.history import History
@@ -77,6 +78,7 @@ def plot_history(history: History, *, title: str | None = None) -> Figure:
     for ax in (ax_loss, ax_acc):
         _mark_events(ax, history)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend()
     fig.suptitle(title if title is not None else _run_title(history))
     return fig
@@ -143,6 +145,7 @@ def plot_comparison(
             markersize=3,
         )
     ax.set(xlabel="epoch", ylabel=_METRIC_LABELS[metric])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title if title is not None else _METRIC_LABELS[metric])
     ax.grid(alpha=0.3)
     ax.legend()
