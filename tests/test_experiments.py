@@ -105,3 +105,43 @@ def test_gradient_study_traces_steps(data):
 def test_bad_experiment_arguments(data, call, message):
     with pytest.raises(ConfigError, match=message):
         call(data)
+
+
+def close_histories(a, b):
+    assert a.status == b.status and a.diverged_epoch == b.diverged_epoch
+    assert len(a.records) == len(b.records)
+    for ra, rb in zip(a.records, b.records, strict=True):
+        assert ra.epoch == rb.epoch
+        assert ra.test_accuracy == pytest.approx(rb.test_accuracy, abs=1 / 128)
+        if ra.train_loss is not None:
+            assert ra.train_loss == pytest.approx(rb.train_loss, rel=1e-3)
+
+
+def test_sweep_trained_together_matches_sequential_runs(data):
+    lrs = (0.5, 0.05, 1e6)
+    together = fmc.lr_sweep("base", lrs=lrs, epochs=3, data=data, batch_size=32)
+    apart = fmc.lr_sweep("base", lrs=lrs, epochs=3, data=data, batch_size=32, together=False)
+    assert [r.spec.lr for r in together.runs] == list(lrs)
+    assert all(r.history.metadata.get("trained_together") == 3 for r in together.runs)
+    assert not any("trained_together" in r.history.metadata for r in apart.runs)
+    for a, b in zip(together.runs, apart.runs, strict=True):
+        close_histories(a.history, b.history)
+    assert together.runs[2].history.status == "diverged"
+
+
+def test_convergence_study_together_stops_each_run_on_its_own(data):
+    det = fmc.ConvergenceDetector(threshold=0.05, patience=1)
+    kw = {"lrs": (0.5, 1e-5, 0.05), "max_epochs": 5, "detector": det, "data": data,
+          "batch_size": 32}
+    together = fmc.convergence_study("base", **kw)
+    apart = fmc.convergence_study("base", together=False, **kw)
+    for a, b in zip(together.runs, apart.runs, strict=True):
+        close_histories(a.history, b.history)
+        assert a.history.metadata.get("converged_epoch") == b.history.metadata.get(
+            "converged_epoch")
+    assert together.runs[0].history.metadata["trained_together"] == 3
+
+
+def test_gradient_tracer_runs_are_never_batched(data):
+    res = fmc.gradient_study("base", lrs=(0.1, 0.01), steps=3, data=data, batch_size=32)
+    assert not any("trained_together" in r.history.metadata for r in res.runs)

@@ -50,20 +50,59 @@ def test_same_seed_same_numbers_different_seed_different(tiny_data):
         assert torch.equal(pa, pb)
 
 
-def test_matches_a_hand_written_loop_in_quickstart_order(tiny_data):
+def hand_loop(model, train, epochs=1, lr=0.1, batch=32):
+    """The quickstart's loop over the data in order: the oracle for the Trainer."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    x, y = train.images.float() / 255, train.labels
+    losses = []
+    for _ in range(epochs):
+        for i in range(0, len(y), batch):
+            loss = F.cross_entropy(model(x[i:i + batch]), y[i:i + batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses
+
+
+def test_autograd_step_equals_a_hand_written_loop_bit_for_bit(tiny_data):
     train, test = tiny_data
     model = tiny_model()
     oracle = copy.deepcopy(model)
-    trainer(model, epochs=1, shuffle=False).fit(train, test)
-    opt = torch.optim.SGD(oracle.parameters(), lr=0.1)
-    x, y = train.images.float() / 255, train.labels
-    for i in range(0, len(y), 32):
-        loss = F.cross_entropy(oracle(x[i:i + 32]), y[i:i + 32])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for p, q in zip(model.parameters(), oracle.parameters(), strict=False):
+    h = trainer(model, epochs=1, shuffle=False, fused=False).fit(train, test)
+    assert h.metadata["step"] == "autograd (switched off (fused=False))"
+    hand_loop(oracle, train)
+    for p, q in zip(model.parameters(), oracle.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_fused_step_equals_a_hand_written_loop_within_rounding(tiny_data):
+    train, test = tiny_data
+    model = tiny_model()
+    oracle = copy.deepcopy(model)
+    h = trainer(model, epochs=3, shuffle=False).fit(train, test)
+    assert h.metadata["step"] == "fused"
+    losses = hand_loop(oracle, train, epochs=3)
+    assert h.trained[-1].train_loss == pytest.approx(sum(losses[-8:]) / 8, rel=1e-4)
+    for p, q in zip(model.parameters(), oracle.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_runs_are_repeatable_bit_for_bit(tiny_data):
+    a = trainer(tiny_model(), epochs=2).fit(*tiny_data)
+    b = trainer(tiny_model(), epochs=2).fit(*tiny_data)
+    assert strip_seconds(a) == strip_seconds(b)
+
+
+def test_gradient_tracer_epochs_use_autograd_then_fused(tiny_data):
+    tracer = fmc.GradientTracer(steps=3)
+    model = tiny_model()
+    oracle = copy.deepcopy(model)
+    trainer(model, epochs=2, shuffle=False, callbacks=[tracer]).fit(*tiny_data)
+    assert tracer.steps_recorded == 3
+    hand_loop(oracle, tiny_data[0], epochs=2)
+    for p, q in zip(model.parameters(), oracle.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
 
 
 def test_shuffle_is_seeded_and_differs_from_quickstart_order(tiny_data):
@@ -203,13 +242,14 @@ def test_interrupt_keeps_finished_epochs(tiny_data, tmp_path, how):
 
 
 def test_resume_equals_an_uninterrupted_run(tiny_data, tmp_path):
-    straight = trainer(tiny_model(), epochs=4)
+    # The interrupting callback needs a per-step hook, so all three runs use autograd.
+    straight = trainer(tiny_model(), epochs=4, fused=False)
     h_straight = straight.fit(*tiny_data)
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(TrainingInterrupted):
-        trainer(tiny_model(), epochs=4, checkpoint=ckpt,
+        trainer(tiny_model(), epochs=4, checkpoint=ckpt, fused=False,
                 callbacks=[Interrupt(at_step=8 * 2 + 5)]).fit(*tiny_data)
-    resumed = trainer(tiny_model(), epochs=4, checkpoint=ckpt)
+    resumed = trainer(tiny_model(), epochs=4, checkpoint=ckpt, fused=False)
     h_resumed = resumed.fit(*tiny_data, resume=True)
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     assert h_resumed.status == "completed"
@@ -278,7 +318,7 @@ class Kill(CallbackBase):
 train, test = fmc.load_dataset("fashion-mnist", root="{root}", download=False)
 train, test = train.subset({n_train}), test.subset({n_test})
 model = fmc.build_model("base", seed=0)
-fmc.Trainer(model, lr=0.1, epochs=4, checkpoint="{ckpt}", progress=False,
+fmc.Trainer(model, lr=0.1, epochs=4, checkpoint="{ckpt}", progress=False, fused=False,
             callbacks=[Kill()]).fit(train, test)
 """
 
@@ -301,10 +341,12 @@ def test_sigkill_mid_epoch_then_resume_equals_a_straight_run(real_data, tmp_path
         torch.load(ckpt, weights_only=True)["history"]).epochs_trained == 2
 
     train, test = real_data[0].subset(n_train), real_data[1].subset(n_test)
+    # The killing callback needs a per-step hook, so all three runs use autograd.
     resumed = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, checkpoint=ckpt,
-                          progress=False)
+                          progress=False, fused=False)
     h_resumed = resumed.fit(train, test, resume=True)
-    straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, progress=False)
+    straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, progress=False,
+                           fused=False)
     h_straight = straight.fit(train, test)
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     for p, q in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):

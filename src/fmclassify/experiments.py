@@ -19,7 +19,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,6 +163,22 @@ def data_id(train: ImageDataset, test: ImageDataset) -> str:
     return f"{train.name}:{len(train)}:{len(test)}:{train.checksum[:16]}:{test.checksum[:16]}"
 
 
+def _trainer(spec: RunSpec, data: Data, store: RunStore | None, progress: bool,
+             device: str) -> tuple[Trainer, GradientTracer | None]:
+    train, _ = data
+    c, h, _ = train.image_shape
+    model = build_model(spec.model, num_classes=train.num_classes, in_channels=c,
+                        image_size=h, seed=spec.seed)
+    detector = ConvergenceDetector(**dict(spec.detector)) if spec.detector else None
+    tracer = GradientTracer(**dict(spec.tracer)) if spec.tracer else None
+    callbacks = [cb for cb in (detector, tracer) if cb is not None]
+    trainer = Trainer(model, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
+                      optimizer=spec.optimizer, seed=spec.seed,  # type: ignore[arg-type]
+                      shuffle=spec.shuffle, device=device, callbacks=callbacks,
+                      progress=progress, checkpoint=store.checkpoint_path(spec) if store else None)
+    return trainer, tracer
+
+
 def run_one(
     spec: RunSpec,
     data: Data,
@@ -192,23 +208,49 @@ def run_one(
     """
     if store is not None and (cached := store.load(spec)) is not None:
         return cached
-    train, test = data
-    c, h, _ = train.image_shape
-    model = build_model(spec.model, num_classes=train.num_classes, in_channels=c,
-                        image_size=h, seed=spec.seed)
-    detector = ConvergenceDetector(**dict(spec.detector)) if spec.detector else None
-    tracer = GradientTracer(**dict(spec.tracer)) if spec.tracer else None
-    callbacks = [cb for cb in (detector, tracer) if cb is not None]
-    trainer = Trainer(model, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
-                      optimizer=spec.optimizer, seed=spec.seed,  # type: ignore[arg-type]
-                      shuffle=spec.shuffle,
-                      device=device, callbacks=callbacks, progress=progress,
-                      checkpoint=store.checkpoint_path(spec) if store else None)
-    history = trainer.fit(train, test, resume=store is not None)
+    trainer, tracer = _trainer(spec, data, store, progress, device)
+    history = trainer.fit(*data, resume=store is not None)
     result = RunResult(spec, history, tracer.to_dict() if tracer else None)
     if store is not None:
         store.save(result)
     return result
+
+
+def run_together(
+    specs: Sequence[RunSpec],
+    data: Data,
+    *,
+    store: RunStore | None = None,
+    device: str = "auto",
+) -> list[RunResult] | None:
+    """Train runs that differ only in learning rate as one batched model, if they can be.
+
+    Returns None (and trains nothing) when they cannot: a model that is not a plain MLP, a
+    gradient tracer, runs that differ in more than the lr, finished runs in ``store``, or
+    unfinished runs whose checkpoints stand at different epochs. The results equal
+    :func:`run_one`'s within float rounding.
+    """
+    from fmclassify._together import can_train_together, fit_together
+
+    if store is not None and any(store.load(s) is not None for s in specs):
+        return None
+    pairs = [_trainer(s, data, store, False, device) for s in specs]
+    trainers = [t for t, _ in pairs]
+    if can_train_together(trainers) is not None or any(tr for _, tr in pairs):
+        return None
+    if store is not None:
+        saved = [store.checkpoint_path(s) for s in specs]
+        if any(p.exists() for p in saved) and not all(p.exists() for p in saved):
+            return None
+    try:
+        histories = fit_together(trainers, *data, resume=store is not None)
+    except ValueError:
+        return None  # e.g. checkpoints at different epochs: train them one by one
+    results = [RunResult(s, h) for s, h in zip(specs, histories, strict=True)]
+    if store is not None:
+        for result in results:
+            store.save(result)
+    return results
 
 
 @dataclass
@@ -351,14 +393,35 @@ def _check_values(name: str, values: Sequence[Any]) -> None:
 
 def _run_all(kind: str, group_by: str, specs: Iterable[RunSpec], data: Data,
              store: RunStore | None, progress: bool, device: str,
-             on_run: Callable[[RunResult], None] | None) -> ExperimentResult:
+             on_run: Callable[[RunResult], None] | None,
+             together: bool = True) -> ExperimentResult:
     result = ExperimentResult(kind, group_by=group_by)
-    for spec in specs:
+    specs = list(specs)
+    pending = list(specs)
+    if together and len(pending) > 1:
+        for group in _lr_groups(pending):
+            runs = run_together(group, data, store=store, device=device)
+            for run in runs or ():
+                result.runs.append(run)
+                pending.remove(run.spec)
+                if on_run is not None:
+                    on_run(run)
+    for spec in pending:
         run = run_one(spec, data, store=store, progress=progress, device=device)
         result.runs.append(run)
         if on_run is not None:
             on_run(run)
+    order = {spec: i for i, spec in enumerate(specs)}
+    result.runs.sort(key=lambda r: order[r.spec])
     return result
+
+
+def _lr_groups(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """Specs grouped by everything but the learning rate, groups of two or more."""
+    groups: dict[RunSpec, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(replace(spec, lr=0.0), []).append(spec)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def lr_sweep(
@@ -373,6 +436,7 @@ def lr_sweep(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    together: bool = True,
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.1: train ``model`` at each learning rate for ``epochs`` epochs.
@@ -399,6 +463,10 @@ def lr_sweep(
         Training device.
     on_run : callable, optional
         Called with each finished RunResult (progress reporting).
+    together : bool, default True
+        Train the learning rates of one seed as one batched model when the model allows it
+        (a plain MLP with SGD, no gradient tracer): faster, with each run equal to its
+        sequential twin within float rounding. Otherwise, and with ``False``, one by one.
     **trainer_options
         ``batch_size``, ``optimizer``, ``shuffle``.
 
@@ -417,7 +485,8 @@ def lr_sweep(
     (train, test), st = _resolve(data, dataset, store)
     specs = [RunSpec(model, float(lr), epochs, seed, data=data_id(train, test), **trainer_options)
              for lr in lrs for seed in seeds]
-    return _run_all("lr_sweep", "lr", specs, (train, test), st, progress, device, on_run)
+    return _run_all("lr_sweep", "lr", specs, (train, test), st, progress, device, on_run,
+                    together)
 
 
 def convergence_study(
@@ -433,13 +502,16 @@ def convergence_study(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    together: bool = True,
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.2: train until test accuracy stops changing, at each learning rate.
 
     Parameters
     ----------
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, **trainer_options
+    model, lrs, seeds, data, dataset, store, progress, device, on_run, together
+        As for :func:`lr_sweep`.
+    **trainer_options
         As for :func:`lr_sweep`.
     max_epochs : int, default 600
         The budget: a run that has not converged by then is reported as "not converged
@@ -470,7 +542,7 @@ def convergence_study(
                      data=data_id(train, test), **trainer_options)
              for lr in lrs for seed in seeds]
     return _run_all("convergence_study", "lr", specs, (train, test), st, progress, device,
-                    on_run)
+                    on_run, together)
 
 
 def compare_models(
@@ -515,7 +587,7 @@ def compare_models(
     specs = [RunSpec(m, float(lr), epochs, seed, data=data_id(train, test), **trainer_options)
              for m in models for seed in seeds]
     return _run_all("compare_models", "model", specs, (train, test), st, progress, device,
-                    on_run)
+                    on_run, together=False)
 
 
 def gradient_study(
@@ -569,4 +641,5 @@ def gradient_study(
     specs = [RunSpec(model, float(lr), epochs, seed, tracer=tracer_cfg,
                      data=data_id(train, test), **trainer_options)
              for lr in lrs for seed in seeds]
-    return _run_all("gradient_study", "lr", specs, (train, test), st, progress, device, on_run)
+    return _run_all("gradient_study", "lr", specs, (train, test), st, progress, device, on_run,
+                    together=False)

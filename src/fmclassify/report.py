@@ -80,7 +80,7 @@ class Budget:
 
 #: The two budgets: ``quick`` finishes in minutes on a laptop CPU, ``full`` is the course's.
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget("quick", train_size=12_000, epochs=3, max_epochs=12),
+    "quick": Budget("quick", train_size=20_000, epochs=3, max_epochs=15),
     "full": Budget("full", train_size=None, epochs=10, max_epochs=600),
 }
 

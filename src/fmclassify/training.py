@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fmclassify._fused import FusedMLP
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.checkpoint import load_checkpoint, save_checkpoint
 from fmclassify.data import ImageDataset, iter_batches
@@ -99,6 +100,13 @@ class Trainer:
         Write model, optimizer, random states and History there after every epoch, atomically.
     eval_batch_size : int, default 1000
         Batch size for evaluation (affects speed only).
+    fused : bool, default True
+        For an MLP trained with plain SGD, run each step as hand-written matrix products with
+        the update folded in (``fmclassify._fused``), about 1.3x faster than autograd at batch
+        64 on a CPU. The numbers equal autograd's within float rounding and are repeatable
+        with a seed. Epochs in which a callback reads gradients (a GradientTracer recording)
+        use autograd. ``False`` always uses autograd; ``history.metadata["step"]`` says which
+        ran and why.
 
     Raises
     ------
@@ -135,6 +143,7 @@ class Trainer:
         progress: bool = True,
         checkpoint: str | Path | None = None,
         eval_batch_size: int = 1000,
+        fused: bool = True,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -167,7 +176,10 @@ class Trainer:
         self._memory_format = (torch.channels_last if self.device.type == "cpu"
                                and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
                                else torch.contiguous_format)
-        self.model.to(memory_format=self._memory_format)  # type: ignore[call-overload]
+        self.model.to(memory_format=self._memory_format)
+        reason = (FusedMLP.supports(self.model) if optimizer == "sgd"
+                  else f"optimizer {optimizer!r} is not plain SGD")
+        self._fused_reason = reason if fused else "switched off (fused=False)"
         self.optimizer = _make_optimizer(optimizer, self.model, self.lr)
         self.history: History | None = None
         self._gen = torch.Generator()
@@ -199,6 +211,44 @@ class Trainer:
             On Ctrl-C or SIGTERM, after the finished epochs were saved; its ``history`` has
             status ``"interrupted"``.
         """
+        run, start_epoch = self._start(train, test, resume)
+        history = run.history
+        if start_epoch < 0:
+            return history  # resumed a run that had already ended
+        x_train, y_train, x_test, y_test = self._open(run, train, test)
+        bar = tqdm(range(start_epoch, self.epochs + 1), disable=not self.progress,
+                   desc=str(history.metadata["model"]), unit="epoch", leave=False,
+                   initial=start_epoch - 1, total=self.epochs)
+        try:
+            with sigterm_as_interrupt():
+                for epoch in bar:
+                    run.epoch = epoch
+                    record = self._train_epoch(run, epoch, x_train, y_train, x_test, y_test,
+                                               self._gen)
+                    if record is None:
+                        break  # diverged; status and reason already set
+                    bar.set_postfix(loss=f"{record.train_loss:.4f}",
+                                    acc=f"{record.test_accuracy:.2%}")
+                    if self._close_epoch(run, record):
+                        break
+                else:
+                    self._complete(history)
+        except KeyboardInterrupt as exc:
+            self._interrupted(run)
+            raise TrainingInterrupted(history, getattr(exc, "signum", signal.SIGINT)) from None
+        finally:
+            bar.close()
+        self._finish(run)
+        return history
+
+    # -- the pieces of fit, shared with training several models together ------------------
+
+    def _start(self, train: ImageDataset, test: ImageDataset,
+               resume: bool) -> tuple[RunContext, int]:
+        """Validate, create the History, seed, and resume; return the run and its first epoch.
+
+        The first epoch is -1 when the resumed checkpoint holds a run that had ended.
+        """
         if self.history is not None:
             raise ConfigError(
                 "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
@@ -213,58 +263,53 @@ class Trainer:
         history = History(metadata=self._metadata(train, test))
         self.history = history
         run = RunContext(model=self.model, history=history, epochs=self.epochs)
-        gen = self._gen = torch.Generator().manual_seed(self.seed)  # the shuffling order
+        self._gen = torch.Generator().manual_seed(self.seed)  # the shuffling order
         torch.manual_seed(self.seed)  # dropout masks
-        start_epoch = 1
         if resume and self.checkpoint is not None and self.checkpoint.exists():
             saved = self._restore(run)
             if saved.status in ("converged", "stopped", "diverged"):
                 history.status, history.reason = saved.status, saved.reason
                 history.diverged_epoch = saved.diverged_epoch
-                return history  # that run had ended; resuming it changes nothing
-            start_epoch = saved.epochs_trained + 1
+                return run, -1  # that run had ended; resuming it changes nothing
+            return run, saved.epochs_trained + 1
+        return run, 1
+
+    def _open(self, run: RunContext, train: ImageDataset,
+              test: ImageDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Move the data to the device once, evaluate epoch 0, call on_fit_start."""
         fmt = self._memory_format
         x_train = train.float_images().to(self.device).contiguous(memory_format=fmt)
         y_train = train.labels.to(self.device)
         x_test = test.float_images().to(self.device).contiguous(memory_format=fmt)
         y_test = test.labels.to(self.device)
-        if not history.records:
-            history.append(self._evaluate_record(0, None, x_test, y_test, 0.0))
+        if not run.history.records:
+            run.history.append(self._evaluate_record(0, None, x_test, y_test, 0.0))
         for cb in self.callbacks:
             cb.on_fit_start(run)
-        bar = tqdm(range(start_epoch, self.epochs + 1), disable=not self.progress,
-                   desc=str(history.metadata["model"]), unit="epoch", leave=False,
-                   initial=start_epoch - 1, total=self.epochs)
-        try:
-            with _sigterm_as_interrupt():
-                for epoch in bar:
-                    run.epoch = epoch
-                    record = self._train_epoch(run, epoch, x_train, y_train, x_test, y_test, gen)
-                    if record is None:
-                        break  # diverged; status and reason already set
-                    history.append(record)
-                    bar.set_postfix(loss=f"{record.train_loss:.4f}",
-                                    acc=f"{record.test_accuracy:.2%}")
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(run, record)
-                    self._save(run)
-                    if run.stop_requested:
-                        history.status, history.reason = run.stop_status, run.stop_reason
-                        break
-                else:
-                    history.status = "completed"
-                    history.reason = f"trained the full budget of {self.epochs} epochs"
-        except KeyboardInterrupt as exc:
-            history.status = "interrupted"
-            history.reason = f"interrupted after {history.epochs_trained} finished epochs"
-            # The checkpoint keeps the state of the last finished epoch: saving the weights of
-            # a half-trained epoch here would make a resumed run differ from a straight one.
-            self._finish(run, save=False)
-            raise TrainingInterrupted(history, getattr(exc, "signum", signal.SIGINT)) from None
-        finally:
-            bar.close()
-        self._finish(run)
-        return history
+        return x_train, y_train, x_test, y_test
+
+    def _close_epoch(self, run: RunContext, record: EpochRecord) -> bool:
+        """Record the epoch, tell the callbacks, checkpoint; return True if the run stops."""
+        run.history.append(record)
+        for cb in self.callbacks:
+            cb.on_epoch_end(run, record)
+        self._save(run)
+        if run.stop_requested:
+            run.history.status, run.history.reason = run.stop_status, run.stop_reason
+            return True
+        return False
+
+    def _complete(self, history: History) -> None:
+        history.status = "completed"
+        history.reason = f"trained the full budget of {self.epochs} epochs"
+
+    def _interrupted(self, run: RunContext) -> None:
+        history = run.history
+        history.status = "interrupted"
+        history.reason = f"interrupted after {history.epochs_trained} finished epochs"
+        # The checkpoint keeps the state of the last finished epoch: saving the weights of
+        # a half-trained epoch here would make a resumed run differ from a straight one.
+        self._finish(run, save=False)
 
     def evaluate(self, dataset: ImageDataset) -> tuple[float, float]:
         """Mean cross-entropy loss and accuracy (a fraction) of the model on ``dataset``."""
@@ -280,24 +325,33 @@ class Trainer:
         """One epoch of training, then evaluation; ``None`` if the loss became non-finite."""
         model, opt = self.model, self.optimizer
         watchers = [cb for cb in self.callbacks if getattr(cb, "needs_gradients", True)]
+        # The fused engine copies the weights in and back out once per epoch, so the model
+        # is exact at every epoch boundary (evaluation, callbacks, checkpoints).
+        engine = FusedMLP([model], [self.lr]) if self._fused_reason is None and not watchers \
+            else None
         model.train()
         loss_sum = torch.zeros((), device=self.device)
         started = time.perf_counter()
         fmt = self._memory_format
         for i, (xb, yb) in enumerate(self._batches(x, y, gen)):
-            if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
-                xb = xb.contiguous(memory_format=fmt)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            for cb in watchers:
-                cb.on_after_backward(run)
-            opt.step()
+            if engine is not None:
+                loss = engine.step(xb, yb)[0]  # forward, backward and SGD update in one call
+            else:
+                if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
+                    xb = xb.contiguous(memory_format=fmt)
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                for cb in watchers:
+                    cb.on_after_backward(run)
+                opt.step()
             loss_sum += loss.detach() * yb.shape[0]  # stays on the device: no sync per step
             run.step += 1
             if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 self._diverged(run, epoch)
                 return None
+        if engine is not None:
+            engine.write_back()
         if not torch.isfinite(loss_sum):
             self._diverged(run, epoch)
             return None
@@ -417,6 +471,7 @@ class Trainer:
             "test_size": len(test),
             "data_checksum": train.checksum + ("+" + test.checksum if test.checksum else ""),
             "device": str(self.device),
+            "step": "fused" if self._fused_reason is None else f"autograd ({self._fused_reason})",
             "versions": {"fmclassify": __version__, "torch": str(torch.__version__),
                          "torchvision": str(torchvision.__version__),
                          "python": platform.python_version()},
@@ -464,7 +519,7 @@ def _make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt during fit, so both end the run the same way."""
     def handler(signum: int, frame: object) -> None:
         exc = KeyboardInterrupt()
