@@ -256,6 +256,17 @@ def hooked():
     return m
 
 
+class Custom(nn.Module):
+    """Linear layers only, but its own forward: the engine cannot know what it computes."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 3), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.b(self.a(x).tanh())
+
+
 def tied():
     lin = nn.Linear(4, 4)
     return nn.Sequential(lin, nn.ReLU(), lin)
@@ -268,7 +279,8 @@ def tied():
      "^has BatchNorm1d$"),
     (lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)),
      "^has Conv2d$"),
-    (lambda: fmc.build_model("deeper"), "CourseCNN is not an fmclassify MLP or a plain"),
+    (lambda: fmc.build_model("deeper"), "^has Conv2d$"),
+    (lambda: Custom(), "^Custom is not an fmclassify MLP or a plain nn.Sequential$"),
     (lambda: nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2)),
      r"not a Linear/ReLU stack ending in Linear \(has Linear, Sigmoid, Linear\)"),
     (lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU()), "not a Linear/ReLU stack"),
@@ -280,8 +292,8 @@ def tied():
     (lambda: MLP(in_features=4, hidden=(3,), num_classes=2).double(),
      r"^not float32 \(torch.float64\)$"),
     (hooked, "has module hooks"),
-], ids=["dropout", "batchnorm", "conv", "cnn", "sigmoid", "ends-in-relu", "empty", "no-bias",
-        "flatten-0", "tied", "frozen", "float64", "hooks"])
+], ids=["dropout", "batchnorm", "conv", "cnn", "custom", "sigmoid", "ends-in-relu", "empty",
+        "no-bias", "flatten-0", "tied", "frozen", "float64", "hooks"])
 def test_supports_names_the_obstacle(make, reason):
     found = FusedMLP.supports(make())
     assert found is not None

@@ -86,16 +86,16 @@ _KNOWN_OBSTACLES = ("Dropout", "BatchNorm", "Conv", "LayerNorm", "Pool", "Embedd
 
 def _linear_stack(model: nn.Module) -> tuple[list[nn.Linear], str | None]:
     """The Linear layers in order, or why the model is not ``Flatten?, Linear(, ReLU, Linear)*``."""
+    for m in model.modules():  # name the usual obstacles first: a reason a user can act on
+        for word in _KNOWN_OBSTACLES:
+            if word in type(m).__name__:
+                return [], f"has {type(m).__name__}"
     if isinstance(model, MLP) and type(model).forward is MLP.forward:
         seq: list[nn.Module] = [model.flatten, *_unnest(model.linear_relu_stack)]
     elif isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward:
         seq = _unnest(model)
     else:
         return [], f"{type(model).__name__} is not an fmclassify MLP or a plain nn.Sequential"
-    for m in seq:  # name the usual obstacles first: they are the reason a user can act on
-        for word in _KNOWN_OBSTACLES:
-            if word in type(m).__name__:
-                return [], f"has {type(m).__name__}"
     if seq and isinstance(seq[0], nn.Flatten):
         if (seq[0].start_dim, seq[0].end_dim) != (1, -1):
             return [], "has a Flatten that is not Flatten(start_dim=1)"
