@@ -103,10 +103,10 @@ class Trainer:
     fused : bool, default True
         For an MLP trained with plain SGD, run each step as hand-written matrix products with
         the update folded in (``fmclassify._fused``), about 1.2x faster than autograd at batch
-        64 on a CPU and 3x on a GPU. The numbers equal autograd's within float rounding and are repeatable
-        with a seed. Epochs in which a callback reads gradients (a GradientTracer recording)
-        use autograd. ``False`` always uses autograd; ``history.metadata["step"]`` says which
-        ran and why.
+        64 on a CPU and 3x on a GPU. The numbers equal autograd's within float rounding and
+        are repeatable with a seed. Epochs in which a callback reads gradients (a
+        GradientTracer recording) use autograd. ``False`` always uses autograd;
+        ``history.metadata["step"]`` says which ran and why.
 
     Raises
     ------
