@@ -183,3 +183,15 @@ def test_plot_gradients_per_layer_and_statistic() -> None:
 def test_plot_gradients_rejects_an_unknown_statistic() -> None:
     with pytest.raises(ConfigError, match="unknown statistic 'max'; available: mean, mean_abs"):
         plot_gradients([1.0], statistic="max")
+
+
+def test_gradient_plot_leaves_gaps_for_values_json_wrote_as_none():
+    """A diverging lr's trace, read back from a run's JSON, holds None for NaN/inf steps."""
+    import math
+
+    from fmclassify.plotting import plot_gradients
+
+    fig = plot_gradients([0.1, None, 0.3, float("inf")], statistic="mean_abs")
+    ydata = list(fig.axes[0].get_lines()[0].get_ydata())
+    assert ydata[0] == 0.1 and ydata[2] == 0.3
+    assert math.isnan(ydata[1]) and math.isinf(ydata[3])

@@ -143,3 +143,14 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
 def test_bad_report_arguments(data, tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         run_assignment(tmp_path, data=data, **{**KW, **kwargs})
+
+
+def test_report_with_a_diverging_learning_rate(data, tmp_path):
+    """lr 1e6 diverges in every question; its gradient trace holds NaN/inf, read back as None."""
+    report = run_assignment(tmp_path, data=data, **{**KW, "lrs": (0.5, 1e6)})
+    md = report.markdown
+    assert md.count("diverged at epoch 1") >= 3  # Q1.1, Q1.2, Q1.7 tables
+    assert "lr 1e+06 diverged" in md
+    q17 = {r["lr"]: r for r in report.results["q1_7"].table()}
+    assert q17[1e6]["diverged"] == 1
+    assert (tmp_path / "report.html").exists()

@@ -15,6 +15,7 @@ start at epoch 0, the evaluation of the untrained model; train loss starts at ep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -153,7 +154,7 @@ def plot_comparison(
 
 
 def plot_gradients(
-    values: Sequence[float],
+    values: Sequence[float | None],
     *,
     statistic: str = "mean",
     title: str | None = None,
@@ -163,9 +164,10 @@ def plot_gradients(
 
     Parameters
     ----------
-    values : sequence of float
+    values : sequence of float or None
         One value per step, as in :attr:`fmclassify.GradientTracer.values`; drawn at steps
-        1, 2, ..., len(values).
+        1, 2, ..., len(values). ``None`` (how ``GradientTracer.to_dict`` writes a NaN or
+        infinite value to JSON) and non-finite values leave a gap in the line.
     statistic : {"mean", "mean_abs", "l2_norm"}, default "mean"
         What the values are; sets the axis label.
     title : str, optional
@@ -193,7 +195,7 @@ def plot_gradients(
     axes = fig.subplots(1, 2 if per_layer else 1, squeeze=False)[0]
     steps = list(range(1, len(values) + 1))
     ax = axes[0]
-    ax.plot(steps, [float(v) for v in values], "-", label="all trainable parameters")
+    ax.plot(steps, _floats(values), "-", label="all trainable parameters")
     if statistic == "mean":
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set(xlabel="training step", ylabel=_STATISTIC_LABELS[statistic])
@@ -201,13 +203,18 @@ def plot_gradients(
     if per_layer:
         for name, layer_values in per_layer.items():
             xs = list(range(1, len(layer_values) + 1))
-            axes[1].plot(xs, [float(v) for v in layer_values], "-", label=name)
+            axes[1].plot(xs, _floats(layer_values), "-", label=name)
         axes[1].set(xlabel="training step", ylabel=f"{_STATISTIC_LABELS[statistic]} per tensor")
         axes[1].grid(alpha=0.3)
         axes[1].legend(fontsize="small")
     default = f"{_STATISTIC_LABELS[statistic]} over the first {len(values)} steps"
     fig.suptitle(title if title is not None else default)
     return fig
+
+
+def _floats(values: Sequence[float | None]) -> list[float]:
+    """Values as floats, with None (a non-finite value read back from JSON) as NaN."""
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def _mark_events(ax: Axes, history: History) -> None:
