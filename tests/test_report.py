@@ -77,11 +77,8 @@ def test_rerun_reuses_every_finished_run(data, tmp_path, monkeypatch):
 
 
 def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
-    """SIGKILL in the middle of the fifth run; the rerun retrains only what did not finish.
-
-    The learning rates of Q1.1 and Q1.2 train together (two runs each), so the fifth run is
-    Q1.4's base model, killed in its second epoch.
-    """
+    """SIGKILL in the middle of the fifth run (Q1.4's base model, in its second epoch); the
+    rerun retrains only what did not finish."""
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -93,7 +90,7 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
 
         runs = []
         class Killer(CallbackBase):
-            needs_gradients = False  # leaves the fused, batched paths in use
+            needs_gradients = False
 
             def on_epoch_end(self, run, record):
                 if len(runs) == 4 and record.epoch == 2:
@@ -154,3 +151,16 @@ def test_report_with_a_diverging_learning_rate(data, tmp_path):
     q17 = {r["lr"]: r for r in report.results["q1_7"].table()}
     assert q17[1e6]["diverged"] == 1
     assert (tmp_path / "report.html").exists()
+
+
+def test_questions_agree_on_shared_epochs(data, tmp_path):
+    """Q1.1, Q1.2 and Q1.7 train each lr from the same seed the same way (autograd), so their
+    first epochs are identical: lr 1 cannot diverge in one question and not in another."""
+    report = run_assignment(tmp_path, data=data, **{**KW, "lrs": (0.5, 0.05, 1e6)})
+    for q11, q12, q17 in zip(*(report.results[k].runs for k in ("q1_1", "q1_2", "q1_7")),
+                             strict=True):
+        assert q11.history.metadata["step"].startswith("autograd")
+        first = [r.history.records[:2] for r in (q11, q12, q17)]
+        strip = [[(e.epoch, e.train_loss, e.test_loss, e.test_accuracy) for e in f]
+                 for f in first]
+        assert strip[0] == strip[1] == strip[2]

@@ -62,6 +62,8 @@ class RunSpec:
         Seeds the weights, the shuffling and dropout.
     batch_size, optimizer, shuffle
         As for :class:`~fmclassify.Trainer`.
+    fused : bool
+        Allow the Trainer's fused MLP step (``Trainer(fused=...)``).
     detector : dict, optional
         Keyword arguments of a :class:`~fmclassify.ConvergenceDetector`.
     tracer : dict, optional
@@ -77,6 +79,7 @@ class RunSpec:
     batch_size: int = 64
     optimizer: str = "sgd"
     shuffle: bool = True
+    fused: bool = True
     detector: tuple[tuple[str, Any], ...] | None = None
     tracer: tuple[tuple[str, Any], ...] | None = None
     data: str = ""
@@ -174,7 +177,8 @@ def _trainer(spec: RunSpec, data: Data, store: RunStore | None, progress: bool,
     callbacks = [cb for cb in (detector, tracer) if cb is not None]
     trainer = Trainer(model, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
                       optimizer=spec.optimizer, seed=spec.seed,  # type: ignore[arg-type]
-                      shuffle=spec.shuffle, device=device, callbacks=callbacks,
+                      shuffle=spec.shuffle, fused=spec.fused, device=device,
+                      callbacks=callbacks,
                       progress=progress, checkpoint=store.checkpoint_path(spec) if store else None)
     return trainer, tracer
 
@@ -468,7 +472,7 @@ def lr_sweep(
         (a plain MLP with SGD, no gradient tracer): faster, with each run equal to its
         sequential twin within float rounding. Otherwise, and with ``False``, one by one.
     **trainer_options
-        ``batch_size``, ``optimizer``, ``shuffle``.
+        ``batch_size``, ``optimizer``, ``shuffle``, ``fused``.
 
     Returns
     -------

@@ -173,8 +173,13 @@ def run_assignment(
     if plan.train_size is not None and plan.train_size < len(train):
         train = train.subset(plan.train_size)
     store = RunStore(out_dir / "runs")
+    # Every run uses autograd, as the course's own loop does: the fused step rounds
+    # differently, and at an lr on the edge of divergence (1 on the base MLP) rounding decides
+    # whether a run diverges; Q1.7's traced runs need autograd, so all questions share it and
+    # agree with each other (and, shuffle aside, with a hand-written PyTorch loop).
     common: dict[str, Any] = {"data": (train, test), "store": store, "progress": progress,
-                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds))}
+                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds)),
+                              "fused": False}
     base = models[0]
     results = {
         "q1_1": lr_sweep(base, lrs, plan.epochs, **common),
@@ -358,7 +363,8 @@ def _write_sections(doc: _Document, out: Path, plan: Budget, train: ImageDataset
     doc.para(f"Data: {train.name}, {len(train):,} training and {len(test):,} test images "
              f"(checksum {train.checksum[:12] or 'n/a'}). {plan.describe()}. Batch size "
              f"{first.get('batch_size')}, optimizer {first.get('optimizer')}, device "
-             f"{first.get('device')}, torch {first.get('versions', {}).get('torch')}.")
+             f"{first.get('device')}, torch {first.get('versions', {}).get('torch')}; every "
+             "step runs through autograd, as in the course's loop.")
     doc.para("Accuracies are on the test set. 'Final' is after the last epoch, 'best' the "
              "highest over the epochs, 'avg' the mean over the epochs (the course's "
              "'Avg Accuracy'). A run whose loss became non-finite is reported as diverged; "
