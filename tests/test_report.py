@@ -136,6 +136,8 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
     ({"seeds": 0}, "seeds must be an integer >= 1, got 0"),
     ({"models": ()}, "models must name at least one registered model"),
     ({"lrs": (0.1, -1)}, r"lrs must be positive learning rates, got \[0.1, -1\]"),
+    ({"lrs": (0.1, "x")}, r"lrs must be positive learning rates, got \[0.1, 'x'\]"),
+    ({"lrs": (float("inf"),)}, r"lrs must be positive learning rates, got \[inf\]"),
 ])
 def test_bad_report_arguments(data, tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):

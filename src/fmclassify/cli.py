@@ -209,7 +209,7 @@ class _EpochPrinter(CallbackBase):
 
 def _cmd_assignment(args: argparse.Namespace) -> int:
     from fmclassify.data import load_dataset
-    from fmclassify.report import BUDGETS, run_assignment, total_runs
+    from fmclassify.report import run_assignment, total_runs
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
@@ -219,7 +219,7 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     data = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
-    total = total_runs(BUDGETS[args.budget], args.seeds, models, lrs)
+    total = total_runs(args.seeds, models, lrs)
     overall = tqdm(total=total, desc="assignment runs", unit="run", disable=args.no_progress)
     try:
         report = run_assignment(args.out, budget=args.budget, seeds=args.seeds, models=models,

@@ -19,9 +19,10 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,8 +221,7 @@ def _claim_output_folder(out: Path) -> Path:
     return out
 
 
-def total_runs(budget: Budget | str, seeds: int, models: Sequence[str],
-               lrs: Sequence[float]) -> int:
+def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float]) -> int:
     """How many runs :func:`run_assignment` trains (for an overall progress bar)."""
     return seeds * (3 * len(lrs) + len(models))
 
@@ -236,7 +236,8 @@ def _check(budget: str | Budget, seeds: int, models: Sequence[str],
         raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     if not models:
         raise ConfigError("models must name at least one registered model, e.g. base")
-    if not lrs or any(not (lr > 0) for lr in lrs):
+    if not lrs or any(isinstance(lr, bool) or not isinstance(lr, (int, float))
+                      or not math.isfinite(lr) or lr <= 0 for lr in lrs):
         raise ConfigError(f"lrs must be positive learning rates, got {list(lrs)!r}")
     return budget
 
@@ -408,7 +409,3 @@ def _gradient_figure(doc: _Document, out: Path, result: ExperimentResult) -> Non
         doc.figure(_save_figure(fig, out, f"q1_7-{run.spec.key}"),
                    f"Gradient {stat} per step, {run.spec.label}, seed {run.spec.seed}")
 
-
-def budget_with(budget: Budget, **changes: Any) -> Budget:
-    """A copy of ``budget`` with some fields changed (for tests and custom reports)."""
-    return replace(budget, **changes)
