@@ -47,6 +47,33 @@ def test_course_cnn_layers_match_the_course():
     assert any(isinstance(mod, torch.nn.Dropout) and mod.p == 0.25 for mod in m.modules())
 
 
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_course_cnn_pools_before_relu_with_the_same_numbers(memory_format):
+    """forward pools before the ReLU; outputs and gradients equal the course's block order.
+
+    After batch norm about half the values are negative, so many pooling windows hold no
+    positive value: the case where the two orders could differ if either were wrong.
+    """
+    def course_order(m, x):
+        x = m.layer2(m.layer1(x)).flatten(1)  # Sequential: conv, bn, relu, pool
+        return m.fc3(m.fc2(m.drop(m.fc1(x))))
+
+    ours = fmc.build_model("deeper", seed=0).to(memory_format=memory_format)
+    theirs = fmc.build_model("deeper", seed=0).to(memory_format=memory_format)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 28, 28, generator=g).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (16,), generator=g)
+    for model, forward in ((ours, lambda m, t: m(t)), (theirs, course_order)):
+        torch.manual_seed(1)  # the same dropout mask
+        torch.nn.functional.cross_entropy(forward(model, x), y).backward()
+    torch.manual_seed(1)
+    out = ours(x)
+    torch.manual_seed(1)
+    assert torch.equal(out, course_order(theirs, x))
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad), name
 def test_seed_makes_weights_repeatable_without_touching_global_rng():
     torch.manual_seed(123)
     before = torch.get_rng_state()

@@ -114,13 +114,26 @@ class CourseCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits of shape (B, num_classes) for images of shape (B, C, H, W)."""
-        x = self.layer1(x)  # (B, C, 28, 28) -> (B, 32, 14, 14)
-        x = self.layer2(x)  # -> (B, 64, 6, 6)
+        x = _conv_block(self.layer1, x)  # (B, C, 28, 28) -> (B, 32, 14, 14)
+        x = _conv_block(self.layer2, x)  # -> (B, 64, 6, 6)
         x = x.flatten(1)  # -> (B, 2304)
         x = self.drop(self.fc1(x))  # -> (B, 600)
         x = self.fc2(x)  # -> (B, 120)
         logits: torch.Tensor = self.fc3(x)  # -> (B, num_classes)
         return logits
+
+
+def _conv_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run a ``Conv2d, BatchNorm2d, ReLU, MaxPool2d`` block, pooling before the ReLU.
+
+    ReLU and max-pooling are both monotone, so ``relu(maxpool(h)) == maxpool(relu(h))``
+    exactly, and so are the gradients (a window whose maximum is not positive passes no gradient
+    either way; ties resolve to the same element). Pooling first applies the ReLU, forward and
+    backward, to a quarter of the values: a CPU training epoch of ``deeper`` took 8-10% less
+    (``benchmarks/cnn_speed.py``). The block's modules and their order stay the course's.
+    """
+    conv, norm, relu, pool = block
+    return relu(pool(norm(conv(x))))  # type: ignore[no-any-return]
 
 
 @register_model("base", aliases=("quickstart",), description="784-512-512-10 MLP (quickstart)")
