@@ -1,18 +1,27 @@
-"""A 4-learning-rate sweep of the base MLP: trained together (one batched model) vs one by one.
+"""A 4-learning-rate sweep of the base MLP through ``fmclassify.lr_sweep``: together vs one by one.
 
-Both go through ``fmclassify.lr_sweep`` on the real Fashion-MNIST (lrs 0.1, 0.05, 0.01,
-0.001, batch 64, seed 0), ``--epochs`` epochs each; the script prints the wall time of each
-way, the ratio, and the largest difference in any run's final accuracy and training loss.
+lrs 0.1, 0.05, 0.01, 0.001, batch 64, seed 0, the real Fashion-MNIST, ``--epochs`` epochs each
+(training and evaluation: the wall time a user waits). Each round runs, in turn:
 
-    .venv/bin/python benchmarks/lr_sweep_speed.py [--epochs 1] [--repeats 1]
+(a) one by one, ``fused=False``: four autograd Trainer runs (the course's loop, data as tensors);
+(b) one by one, the default Trainer (the fused step, all intra-op threads on each run);
+(c) together (the default of ``lr_sweep``): on a CPU the four runs side by side, one per core.
+
+It prints the median of ``--repeats`` rounds, the ratios, the largest difference between (c)
+and (b) in any run's final accuracy and training loss, and whether (c) equals (b) run with
+``torch.set_num_threads(1)`` bit for bit (``--check``; what the threads compute).
+
+    .venv/bin/python benchmarks/lr_sweep_speed.py [--epochs 1] [--repeats 3] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
+import torch
 from _common import machine
 
 import fmclassify as fmc
@@ -20,37 +29,60 @@ import fmclassify as fmc
 LRS = (0.1, 0.05, 0.01, 0.001)
 
 
-def timed(data, epochs: int, together: bool) -> tuple[float, fmc.ExperimentResult]:
+def timed(data, epochs: int, together: bool, fused: bool = True
+          ) -> tuple[float, fmc.ExperimentResult]:
     start = time.perf_counter()
     result = fmc.lr_sweep("base", lrs=LRS, epochs=epochs, data=data, together=together,
-                          device="cpu")
+                          device="cpu", fused=fused)
     return time.perf_counter() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--check", action="store_true",
+                        help="also compare with one-thread runs, bit for bit")
     args = parser.parse_args()
     print(machine())
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     data = fmc.load_dataset("fashion-mnist", download=False)
-    apart_s, together_s = [], []
+    times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     for _ in range(args.repeats):
+        t, _autograd = timed(data, args.epochs, together=False, fused=False)
+        times["a"].append(t)
         t, apart = timed(data, args.epochs, together=False)
-        apart_s.append(t)
+        times["b"].append(t)
         t, together = timed(data, args.epochs, together=True)
-        together_s.append(t)
-    a, b = statistics.median(apart_s), statistics.median(together_s)
-    acc = max(abs(x.history.final_accuracy - y.history.final_accuracy)
-              for x, y in zip(apart.runs, together.runs, strict=True))
+        times["c"].append(t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    pairs = list(zip(apart.runs, together.runs, strict=True))
+    acc = max(abs(x.history.final_accuracy - y.history.final_accuracy) for x, y in pairs)
     loss = max(abs(x.history.trained[-1].train_loss - y.history.trained[-1].train_loss)
-               for x, y in zip(apart.runs, together.runs, strict=True))
+               for x, y in pairs)
     print(f"lr_sweep of base, lrs {LRS}, {args.epochs} epoch(s), median of {args.repeats} "
-          "(training and evaluation)")
-    print(f"  one by one (4 Trainer runs): {a:7.2f} s")
-    print(f"  together (one batched model): {b:6.2f} s   speed-up {a / b:.2f}x")
-    print(f"  largest difference: final accuracy {100 * acc:.2f} points, "
+          "rounds (training and evaluation); all rounds in brackets")
+    labels = {"a": "(a) one by one, fused=False", "b": "(b) one by one, default Trainer",
+              "c": "(c) together (default)"}
+    for k, label in labels.items():
+        runs = " ".join(f"{t:.2f}" for t in times[k])
+        print(f"  {label:34s} {med[k]:7.2f} s   [{runs}]")
+    print(f"  together: {med['a'] / med['c']:.2f}x (a), {med['b'] / med['c']:.2f}x (b)")
+    print(f"  largest difference from (b): final accuracy {100 * acc:.2f} points, "
           f"final train loss {loss:.2e}")
+    if args.check:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        _, single = timed(data, args.epochs, together=False)
+        torch.set_num_threads(threads)
+        def numbers(h: fmc.History) -> list[tuple]:
+            return [(r.train_loss, r.test_loss, r.test_accuracy) for r in h.records]
+
+        same = all(numbers(x.history) == numbers(y.history)
+                   for x, y in zip(single.runs, together.runs, strict=True))
+        print(f"  (c) equals one-thread runs one by one, every epoch's numbers bit for bit: "
+              f"{same}")
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

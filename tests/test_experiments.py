@@ -129,6 +129,18 @@ def test_sweep_trained_together_matches_sequential_runs(data):
     assert together.runs[2].history.status == "diverged"
 
 
+def test_seed_repeats_are_trained_together_too(data):
+    kw = {"lrs": (0.5, 0.05), "epochs": 2, "seeds": (0, 1), "data": data, "batch_size": 32}
+    together = fmc.lr_sweep("base", **kw)
+    apart = fmc.lr_sweep("base", together=False, **kw)
+    assert all(r.history.metadata.get("trained_together") == 4 for r in together.runs)
+    for a, b in zip(together.runs, apart.runs, strict=True):
+        assert a.spec == b.spec
+        close_histories(a.history, b.history)
+    models = fmc.compare_models(("base",), epochs=1, seeds=(0, 1, 2), data=data, batch_size=32)
+    assert all(r.history.metadata.get("trained_together") == 3 for r in models.runs)
+
+
 def test_convergence_study_together_stops_each_run_on_its_own(data):
     det = fmc.ConvergenceDetector(threshold=0.05, patience=1)
     kw = {"lrs": (0.5, 1e-5, 0.05), "max_epochs": 5, "detector": det, "data": data,

@@ -1,30 +1,46 @@
-"""Train several Trainers of one MLP at different learning rates as one batched model (private).
+"""Train several Trainers of one MLP that differ in learning rate and seed together (private).
 
-A learning-rate sweep trains the same architecture from the same weights on the same batches,
-K times. :func:`fit_together` runs those K runs in lockstep through one
-:class:`~fmclassify._fused.FusedMLP`: one batched GEMM per layer instead of K, and one Python
-step instead of K. Everything else stays per run and goes through each Trainer's own pieces:
-its History and metadata, epoch-0 evaluation, callbacks (a ConvergenceDetector per run),
-checkpoints, and its status. A run that diverges or is stopped by its callbacks is set aside
-and the others go on.
+A sweep trains the same architecture K times, at other learning rates or from other seeds.
+:func:`fit_together` runs those K runs epoch by epoch together through
+:class:`~fmclassify._fused.FusedMLP` engines. Everything else stays per run and goes through
+each Trainer's own pieces: its History and metadata, epoch-0 evaluation, callbacks (a
+ConvergenceDetector per run), checkpoints, its shuffling generator, and its status. A run that
+diverges or is stopped by its callbacks is set aside and the others go on.
 
-Each run's numbers equal its sequential twin (``Trainer.fit``) within float rounding; the
-shuffling generators of all K runs are kept in the same state, so a run's checkpoint resumes
-the same way whether it is resumed together or alone.
+How the K models share the hardware depends on it:
+
+* **GPU**: one engine, one batched pass (``bmm``) for all K models in lockstep: K models cost
+  the kernel launches of one. Runs whose seeds give them other batches get a stacked
+  (K, B, ...) batch, one row per run.
+* **CPU**: the runs are dealt out to as many Python threads as PyTorch has intra-op threads
+  (:func:`workers_for`), each thread with one intra-op thread (``torch.set_num_threads(1)``
+  while the epoch trains), and each run goes through its epoch in turn in its thread. At the
+  course's batch of 64 the whole step gains only about 1.6x from a second core, and a core
+  shared with another program stalls every split GEMM; two models side by side, one per
+  core, keep both busy (``benchmarks/sweep_speed.py``). PyTorch ops release the GIL.
+
+Each run's numbers equal its sequential twin (``Trainer.fit``) within float rounding: a GEMM
+on one thread rounds differently from one split over two, so on a CPU a run equals bit for bit
+the same run trained alone with ``torch.set_num_threads(1)``. Each run draws its batches from
+its own generator, so its checkpoint resumes the same way whether together or alone.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import torch
 
 from fmclassify._fused import FusedMLP
 from fmclassify.callbacks import RunContext
 from fmclassify.data import ImageDataset, iter_batches
-from fmclassify.history import History
+from fmclassify.history import EpochRecord, History
 from fmclassify.training import Trainer, TrainingInterrupted, sigterm_as_interrupt
 
 __all__ = ["can_train_together", "fit_together"]
@@ -42,16 +58,20 @@ def can_train_together(trainers: Sequence[Trainer]) -> str | None:
             return f"the model cannot be fused: {t._fused_reason}"
         if any(getattr(cb, "needs_gradients", True) for cb in t.callbacks):
             return "a callback reads gradients"
-        same = (t.epochs, t.batch_size, t.seed, t.shuffle, t.device) == (
-            first.epochs, first.batch_size, first.seed, first.shuffle, first.device)
+        same = (t.epochs, t.batch_size, t.shuffle, t.device, _shapes(t)) == (
+            first.epochs, first.batch_size, first.shuffle, first.device, _shapes(first))
         if not same:
-            return "the runs differ in more than the learning rate"
+            return "the runs differ in more than the learning rate and the seed"
     return None
+
+
+def _shapes(trainer: Trainer) -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in trainer.model.parameters()]
 
 
 def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDataset, *,
                  resume: bool = False) -> list[History]:
-    """Fit K Trainers that differ only in learning rate as one batched model.
+    """Fit K Trainers that differ only in learning rate and seed, epoch by epoch together.
 
     Parameters
     ----------
@@ -97,13 +117,11 @@ def _train(live: list[tuple[Trainer, RunContext]], train: ImageDataset, test: Im
         # Epoch seconds are the batched epoch's wall time shared out among the active runs.
         run.history.metadata["trained_together"] = len(live)
     tensors = [t._open(run, train, test) for t, run in live]
-    x_train, y_train, x_test, y_test = tensors[0]
-    engine = FusedMLP([t.model for t, _ in live], [t.lr for t, _ in live])
     active = list(range(len(live)))
     try:
         with sigterm_as_interrupt():
             for epoch in range(first_epoch, lead.epochs + 1):
-                active = _epoch(engine, live, active, epoch, x_train, y_train, x_test, y_test)
+                active = _epoch(live, active, epoch, *tensors[0])
                 if not active:
                     break
     except KeyboardInterrupt as exc:
@@ -117,49 +135,155 @@ def _train(live: list[tuple[Trainer, RunContext]], train: ImageDataset, test: Im
         t._finish(run)
 
 
-def _epoch(engine: FusedMLP, live: list[tuple[Trainer, RunContext]], active: list[int],
-           epoch: int, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
+def workers_for(device: torch.device, runs: int) -> int:
+    """How many CPU threads share ``runs`` models: one per intra-op thread, 1 off the CPU."""
+    if device.type != "cpu":
+        return 1  # a GPU takes all K models in one batched pass
+    return max(1, min(runs, torch.get_num_threads()))
+
+
+@dataclass
+class _Group:
+    """Some of the active runs, trained in one thread through an epoch."""
+
+    members: list[int]  # indices into ``live``
+    diverged: list[int] = field(default_factory=list)  # members whose loss became non-finite
+    records: dict[int, EpochRecord] = field(default_factory=dict)  # evaluated members
+
+
+# On a GPU the runs step in lockstep through one batched engine; tests set this to exercise
+# that path on a CPU.
+_LOCKSTEP_ON_CPU = False
+
+
+def _epoch(live: list[tuple[Trainer, RunContext]], active: list[int], epoch: int,
+           x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
            y_test: torch.Tensor) -> list[int]:
-    """One epoch of every active run; return the runs still active after it."""
+    """One epoch of every active run; return the runs still active after it.
+
+    The active runs are dealt out to :func:`workers_for` groups. One group trains in this
+    thread (Ctrl-C lands here); the others in threads of their own, each with one intra-op
+    thread. Only the training and evaluation run in the threads; callbacks, checkpoints and
+    every History change happen here, after all groups are done.
+    """
     lead = live[0][0]
     for k in active:
         live[k][1].epoch = epoch
-    loss_sums = torch.zeros(len(live), device=lead.device)
+    n = workers_for(lead.device, len(active))
+    groups = [_Group(active[i::n]) for i in range(n)]
     started = time.perf_counter()
-    for i, (xb, yb) in enumerate(iter_batches(x, y, lead.batch_size, shuffle=lead.shuffle,
-                                              generator=lead._gen)):
-        loss_sums += engine.step(xb, yb) * yb.shape[0]  # (K,); nan for set-aside runs
-        for k in active:
-            live[k][1].step += 1
-        if i % _CHECK_EVERY == 0:
-            active = _drop_diverged(engine, live, active, loss_sums, epoch)
-    active = _drop_diverged(engine, live, active, loss_sums, epoch)
-    engine.write_back()
-    for t, _ in live[1:]:
-        t._gen.set_state(lead._gen.get_state())  # every run's checkpoint resumes alike
-    share = (time.perf_counter() - started) / max(len(active), 1)
+    _in_threads([partial(_train_group, g, live, epoch, x, y, x_test, y_test) for g in groups])
+    share = (time.perf_counter() - started) / len(active)
     still = []
-    for k in active:
-        t, run = live[k]
-        record = t._evaluate_record(epoch, float(loss_sums[k]) / len(y), x_test, y_test, share)
-        if t._close_epoch(run, record):
+    for g in groups:
+        for k in g.diverged:
+            t, run = live[k]
+            t._diverged(run, epoch)
             t._finish(run)
-            engine.set_active(k, False)
-        else:
-            still.append(k)
-    return still
+        for k, record in g.records.items():
+            t, run = live[k]
+            if t._close_epoch(run, replace(record, seconds=share)):
+                t._finish(run)
+            else:
+                still.append(k)
+    return sorted(still)
 
 
-def _drop_diverged(engine: FusedMLP, live: list[tuple[Trainer, RunContext]], active: list[int],
-                   loss_sums: torch.Tensor, epoch: int) -> list[int]:
+def _train_group(group: _Group, live: list[tuple[Trainer, RunContext]], epoch: int,
+                 x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                 stop: threading.Event) -> None:
+    """Train the group's runs through one epoch, then evaluate those still finite.
+
+    On a CPU each run goes through its whole epoch in turn, one K = 1 engine on the batches
+    its own generator draws (a seed sweep differs in them): its weights stay in the core's
+    cache, where stepping K models in turn batch by batch would evict them. On a GPU all
+    runs step in lockstep through one batched engine.
+    """
+    lockstep = live[group.members[0]][0].device.type != "cpu" or _LOCKSTEP_ON_CPU
+    for members in [group.members] if lockstep else [[k] for k in group.members]:
+        trainers = [live[k][0] for k in members]
+        if not _train_pass(group, members, live, epoch, _batches(trainers, x, y), len(y),
+                           x_test, y_test, stop):
+            return  # another thread was interrupted; this epoch will not be recorded
+
+
+def _batches(trainers: list[Trainer], x: torch.Tensor,
+             y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's batches of ``trainers``, each run's drawn by its own generator.
+
+    (B, ...) and (B,) when all runs see the same batches, else (K, B, ...) and (K, B). Every
+    generator ends where its Trainer's own epoch would leave it (``zip(strict=True)`` runs
+    each stream to its end).
+    """
+    lead = trainers[0]
+    gens = [t._gen for t in trainers]
+    same = not lead.shuffle or all(torch.equal(g.get_state(), gens[0].get_state())
+                                   for g in gens[1:])
+    if same:  # one order for all (one run, no shuffling, or one seed)
+        yield from iter_batches(x, y, lead.batch_size, shuffle=lead.shuffle, generator=gens[0])
+        for g in gens[1:]:
+            g.set_state(gens[0].get_state())
+        return
+    streams = [iter_batches(x, y, lead.batch_size, shuffle=True, generator=g) for g in gens]
+    for parts in zip(*streams, strict=True):  # one batch per run: (K, B, ...) and (K, B)
+        yield torch.stack([xb for xb, _ in parts]), torch.stack([yb for _, yb in parts])
+
+
+def _train_pass(group: _Group, members: list[int], live: list[tuple[Trainer, RunContext]],
+                epoch: int, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], n: int,
+                x_test: torch.Tensor, y_test: torch.Tensor, stop: threading.Event) -> bool:
+    """One epoch of ``members`` through one engine; False if ``stop`` cut it short."""
+    lead = live[members[0]][0]
+    runs = [live[k][1] for k in members]
+    engine = FusedMLP([live[k][0].model for k in members], [live[k][0].lr for k in members])
+    loss_sums = torch.zeros(len(runs), device=lead.device)
+    alive = list(range(len(runs)))
+    for i, (xb, yb) in enumerate(batches):
+        if stop.is_set():
+            return False
+        loss_sums += engine.step(xb, yb) * yb.shape[-1]  # (K,); nan for set-aside runs
+        for j in alive:
+            runs[j].step += 1
+        if i % _CHECK_EVERY == 0:
+            alive = _set_aside_diverged(engine, loss_sums, alive)
+    alive = _set_aside_diverged(engine, loss_sums, alive)
+    engine.write_back()
+    group.diverged += [members[j] for j in range(len(runs)) if j not in alive]
+    for j in alive:
+        group.records[members[j]] = live[members[j]][0]._evaluate_record(
+            epoch, float(loss_sums[j]) / n, x_test, y_test, 0.0)
+    return True
+
+
+def _set_aside_diverged(engine: FusedMLP, loss_sums: torch.Tensor, alive: list[int]) -> list[int]:
     finite = torch.isfinite(loss_sums).tolist()  # one host sync for all runs
-    still = []
-    for k in active:
-        if finite[k]:
-            still.append(k)
-            continue
-        t, run = live[k]
-        t._diverged(run, epoch)
-        t._finish(run)
-        engine.set_active(k, False)
-    return still
+    for j in alive:
+        if not finite[j]:
+            engine.set_active(j, False)
+    return [j for j in alive if finite[j]]
+
+
+def _in_threads(jobs: list[Callable[[threading.Event], None]]) -> None:
+    """Run ``jobs[0]`` here and the others in threads, one intra-op thread each; re-raise.
+
+    An exception here (Ctrl-C) stops the other jobs at their next step before it propagates.
+    """
+    stop = threading.Event()
+    if len(jobs) == 1:
+        jobs[0](stop)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # seen by the worker threads, which start after this
+    try:
+        with ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="fmclassify") as pool:
+            futures = [pool.submit(job, stop) for job in jobs[1:]]
+            try:
+                jobs[0](stop)
+                wait(futures)
+            except BaseException:  # Ctrl-C or an error here: the others stop at their next step
+                stop.set()
+                raise
+            for future in futures:
+                future.result()  # a worker's exception, raised here
+    finally:
+        torch.set_num_threads(threads)

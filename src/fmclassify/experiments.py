@@ -9,6 +9,14 @@ the same call after an interrupt and it picks up where it stopped.
 Tables name what the course left ambiguous: ``final_accuracy`` (after the last epoch),
 ``best_accuracy`` (the highest over the epochs) and ``mean_accuracy`` (the mean over the
 epochs, the course's "Avg Accuracy") are separate columns; accuracies are fractions.
+
+Runs of one plain MLP trained with SGD that differ only in learning rate and seed are trained
+together by default (``together=True``): on a CPU side by side, one run per core, each in a
+Python thread with one intra-op thread; on a GPU as one batched model. Each run equals its
+one-by-one twin within float rounding (a GEMM on one thread rounds differently from one split
+over two; on a CPU a run trained together equals bit for bit the same run trained alone under
+``torch.set_num_threads(1)``). Pass ``together=False`` for runs computed exactly as
+:class:`~fmclassify.Trainer` computes them alone.
 """
 
 from __future__ import annotations
@@ -227,10 +235,11 @@ def run_together(
     store: RunStore | None = None,
     device: str = "auto",
 ) -> list[RunResult] | None:
-    """Train runs that differ only in learning rate as one batched model, if they can be.
+    """Train runs that differ only in learning rate and seed together, if they can be.
 
+    On a CPU the runs train side by side, one per core; on a GPU as one batched model.
     Returns None (and trains nothing) when they cannot: a model that is not a plain MLP, a
-    gradient tracer, runs that differ in more than the lr, finished runs in ``store``, or
+    gradient tracer, runs that differ in more than lr and seed, finished runs in ``store``, or
     unfinished runs whose checkpoints stand at different epochs. The results equal
     :func:`run_one`'s within float rounding.
     """
@@ -403,7 +412,7 @@ def _run_all(kind: str, group_by: str, specs: Iterable[RunSpec], data: Data,
     specs = list(specs)
     pending = list(specs)
     if together and len(pending) > 1:
-        for group in _lr_groups(pending):
+        for group in _sweep_groups(pending):
             runs = run_together(group, data, store=store, device=device)
             for run in runs or ():
                 result.runs.append(run)
@@ -420,11 +429,11 @@ def _run_all(kind: str, group_by: str, specs: Iterable[RunSpec], data: Data,
     return result
 
 
-def _lr_groups(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
-    """Specs grouped by everything but the learning rate, groups of two or more."""
+def _sweep_groups(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """Specs grouped by everything but the learning rate and seed, groups of two or more."""
     groups: dict[RunSpec, list[RunSpec]] = {}
     for spec in specs:
-        groups.setdefault(replace(spec, lr=0.0), []).append(spec)
+        groups.setdefault(replace(spec, lr=0.0, seed=0), []).append(spec)
     return [g for g in groups.values() if len(g) > 1]
 
 
@@ -468,8 +477,9 @@ def lr_sweep(
     on_run : callable, optional
         Called with each finished RunResult (progress reporting).
     together : bool, default True
-        Train the learning rates of one seed as one batched model when the model allows it
-        (a plain MLP with SGD, no gradient tracer): faster, with each run equal to its
+        Train the runs (learning rates and seeds) epoch by epoch together when the model
+        allows it (a plain MLP with SGD, no gradient tracer): on a CPU side by side, one run
+        per core; on a GPU as one batched model. Faster, with each run equal to its
         sequential twin within float rounding. Otherwise, and with ``False``, one by one.
     **trainer_options
         ``batch_size``, ``optimizer``, ``shuffle``, ``fused``.
@@ -591,7 +601,7 @@ def compare_models(
     specs = [RunSpec(m, float(lr), epochs, seed, data=data_id(train, test), **trainer_options)
              for m in models for seed in seeds]
     return _run_all("compare_models", "model", specs, (train, test), st, progress, device,
-                    on_run, together=False)
+                    on_run)  # each model's seeds together, where it allows
 
 
 def gradient_study(

@@ -1,0 +1,176 @@
+"""Runs trained together on the CPU: one Python thread per intra-op thread, one core each."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import fmclassify as fmc
+from fmclassify import _together
+from fmclassify._fused import FusedMLP
+from fmclassify._together import fit_together, workers_for
+from fmclassify.training import Trainer, TrainingInterrupted
+from helpers import make_dataset
+
+LRS = (0.5, 1e6, 0.05, 0.01)  # 1e6 diverges in epoch 1, in the second (worker) thread's group
+
+
+@pytest.fixture
+def data():
+    return make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
+
+
+@pytest.fixture
+def threads():
+    """Two intra-op threads (so two groups) for the test, whatever the machine has."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def trainers(lrs=LRS, epochs=3, tmp_path=None, seeds=None):
+    seeds = seeds or [0] * len(lrs)
+    return [Trainer(fmc.build_model("base", num_classes=4, in_channels=1, image_size=8,
+                                    seed=seed),
+                    lr=lr, epochs=epochs, batch_size=32, progress=False, device="cpu", seed=seed,
+                    checkpoint=None if tmp_path is None else tmp_path / f"{i}.pt")
+            for i, (lr, seed) in enumerate(zip(lrs, seeds, strict=True))]
+
+
+def same_runs(together, histories, alone):
+    """Each run trained together equals its twin trained alone, bit for bit."""
+    for t, h, a in zip(together, histories, alone, strict=True):
+        ref = a.fit(*a._data)
+        assert h.status == ref.status and h.diverged_epoch == ref.diverged_epoch
+        assert [(r.epoch, r.train_loss, r.test_loss, r.test_accuracy) for r in h.records] == [
+            (r.epoch, r.train_loss, r.test_loss, r.test_accuracy) for r in ref.records]
+        assert torch.equal(weights(t), weights(a)) or h.status == "diverged"
+        assert torch.equal(t._gen.get_state(), a._gen.get_state())  # resumes alike
+
+
+def weights(trainer):
+    return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+
+def test_workers_follow_the_intra_op_threads(threads):
+    assert workers_for(torch.device("cpu"), 4) == 2
+    assert workers_for(torch.device("cpu"), 1) == 1
+    assert workers_for(torch.device("cuda"), 4) == 1  # one batched pass on a GPU
+
+
+def test_threads_equal_one_thread_runs_alone_bit_for_bit(data, threads):
+    together = trainers()
+    histories = fit_together(together, *data)
+    assert torch.get_num_threads() == 2  # restored after each epoch
+    torch.set_num_threads(1)  # each worker trains with one intra-op thread
+    alone = trainers()
+    for a in alone:
+        a._data = data
+    same_runs(together, histories, alone)
+    assert histories[1].status == "diverged" and histories[1].diverged_epoch == 1
+    assert all(h.metadata["trained_together"] == 4 for h in histories)
+
+
+@pytest.mark.parametrize("lockstep", [False, True])
+def test_seeds_train_together_on_their_own_batches(data, threads, monkeypatch, lockstep):
+    """Runs of other seeds (other weights, other batch orders) also train together; the
+    lockstep path (the GPU's) stacks each run's batch into one (K, B, ...) tensor."""
+    monkeypatch.setattr(_together, "_LOCKSTEP_ON_CPU", lockstep)
+    kw = {"lrs": (0.5, 0.5, 0.05, 0.05, 0.05), "seeds": [0, 1, 0, 1, 2]}
+    together = trainers(**kw)
+    histories = fit_together(together, *data)
+    torch.set_num_threads(1)
+    alone = trainers(**kw)
+    for a in alone:
+        a._data = data
+    same_runs(together, histories, alone)
+    assert histories[0].records[-1].test_loss != histories[1].records[-1].test_loss
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_one_thread_trains_all_runs_in_this_thread(data, one_thread, monkeypatch):
+    seen = set()
+    step = FusedMLP.step
+
+    def spy(self, x, y):
+        seen.add(threading.current_thread() is threading.main_thread())
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", spy)
+    fit_together(trainers(epochs=1), *data)
+    assert seen == {True}
+
+
+def interrupt_main_thread_at(monkeypatch, steps: int) -> None:
+    """Ctrl-C arrives in the main thread after ``steps`` of its engine's steps."""
+    step, count = FusedMLP.step, [0]
+
+    def ctrl_c(self, x, y):
+        if threading.current_thread() is threading.main_thread():
+            count[0] += 1
+            if count[0] > steps:
+                raise KeyboardInterrupt
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", ctrl_c)
+
+
+def test_ctrl_c_stops_every_thread_and_keeps_the_finished_epochs(data, threads, tmp_path,
+                                                                  monkeypatch):
+    lrs = (0.5, 0.05, 0.01)
+    # This thread trains runs 0 and 2, 8 steps each per epoch: Ctrl-C comes in epoch 2.
+    interrupt_main_thread_at(monkeypatch, 2 * 8 + 3)
+    before = threading.active_count()
+    runs = trainers(lrs, epochs=3, tmp_path=tmp_path)
+    with pytest.raises(TrainingInterrupted):
+        fit_together(runs, *data)
+    assert threading.active_count() == before  # no worker left running
+    assert torch.get_num_threads() == 2
+    assert [t.history.status for t in runs] == ["interrupted"] * 3
+    assert [t.history.epochs_trained for t in runs] == [1, 1, 1]
+    monkeypatch.undo()
+    resumed = trainers(lrs, epochs=3, tmp_path=tmp_path)
+    histories = fit_together(resumed, *data, resume=True)
+    straight = trainers(lrs, epochs=3)
+    fit_together(straight, *data)
+    for a, b, h in zip(resumed, straight, histories, strict=True):
+        assert h.status == "completed" and h.epochs_trained == 3
+        assert torch.equal(weights(a), weights(b))
+
+
+def test_an_error_in_a_worker_stops_the_epoch_and_propagates(data, threads, monkeypatch):
+    step = FusedMLP.step
+
+    def broken(self, x, y):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("worker failed")
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        fit_together(trainers((0.5, 0.05), epochs=2), *data)
+    assert torch.get_num_threads() == 2
+
+
+def test_groups_are_dealt_out_from_the_active_runs(data, threads, monkeypatch):
+    groups = []
+    train_group = _together._train_group
+
+    def record(group, *args, **kwargs):
+        groups.append(tuple(group.members))
+        return train_group(group, *args, **kwargs)
+
+    monkeypatch.setattr(_together, "_train_group", record)
+    fit_together(trainers(LRS, epochs=2), *data)
+    # Epoch 1: four runs dealt to two groups; epoch 2: the three left (1e6 diverged).
+    assert sorted(groups) == [(0, 2), (0, 3), (1, 3), (2,)]
