@@ -141,6 +141,18 @@ def test_seed_repeats_are_trained_together_too(data):
     assert all(r.history.metadata.get("trained_together") == 3 for r in models.runs)
 
 
+def test_runs_that_cannot_be_trained_together_say_why(data):
+    res = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=1, data=data, batch_size=32,
+                       optimizer="adam")
+    assert res.notes == ["2 runs of base were trained one by one, not together: only plain "
+                         "MLPs trained with plain SGD can be (optimizer 'adam' is not plain SGD)"]
+    assert res.to_markdown().endswith("\n\nNote: " + res.notes[0])
+    assert json.loads(res.to_json())["notes"] == res.notes
+    asked = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=1, data=data, batch_size=32,
+                         fused=False)
+    assert asked.notes == [] and "Note:" not in asked.to_markdown()
+
+
 def test_convergence_study_together_stops_each_run_on_its_own(data):
     det = fmc.ConvergenceDetector(threshold=0.05, patience=1)
     kw = {"lrs": (0.5, 1e-5, 0.05), "max_epochs": 5, "detector": det, "data": data,

@@ -55,7 +55,7 @@ def can_train_together(trainers: Sequence[Trainer]) -> str | None:
     first = trainers[0]
     for t in trainers:
         if t._fused_reason is not None:
-            return f"the model cannot be fused: {t._fused_reason}"
+            return f"only plain MLPs trained with plain SGD can be ({t._fused_reason})"
         if any(getattr(cb, "needs_gradients", True) for cb in t.callbacks):
             return "a callback reads gradients"
         same = (t.epochs, t.batch_size, t.shuffle, t.device, _shapes(t)) == (

@@ -243,27 +243,38 @@ def run_together(
     unfinished runs whose checkpoints stand at different epochs. The results equal
     :func:`run_one`'s within float rounding.
     """
+    return _run_together(specs, data, store, device)[0]
+
+
+def _run_together(specs: Sequence[RunSpec], data: Data, store: RunStore | None,
+                  device: str) -> tuple[list[RunResult] | None, str | None]:
+    """:func:`run_together`, and why the runs were not trained together.
+
+    The reason is None where there is nothing to tell: finished runs in the store, a gradient
+    tracer (it needs autograd), or ``fused=False`` asked for.
+    """
     from fmclassify._together import can_train_together, fit_together
 
     if store is not None and any(store.load(s) is not None for s in specs):
-        return None
+        return None, None
     pairs = [_trainer(s, data, store, False, device) for s in specs]
     trainers = [t for t, _ in pairs]
-    if can_train_together(trainers) is not None or any(tr for _, tr in pairs):
-        return None
+    reason = can_train_together(trainers)
+    if reason is not None or any(tr for _, tr in pairs):
+        return None, None if reason is None or "fused=False" in reason else reason
     if store is not None:
         saved = [store.checkpoint_path(s) for s in specs]
         if any(p.exists() for p in saved) and not all(p.exists() for p in saved):
-            return None
+            return None, "some of the runs had checkpoints and some had not"
     try:
         histories = fit_together(trainers, *data, resume=store is not None)
-    except ValueError:
-        return None  # e.g. checkpoints at different epochs: train them one by one
+    except ValueError as exc:
+        return None, str(exc)  # e.g. checkpoints at different epochs: one by one
     results = [RunResult(s, h) for s, h in zip(specs, histories, strict=True)]
     if store is not None:
         for result in results:
             store.save(result)
-    return results
+    return results, None
 
 
 @dataclass
@@ -279,6 +290,9 @@ class ExperimentResult:
     group_by : str
         The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
         group are aggregated as mean and standard deviation.
+    notes : list of str
+        What a reader of the table should know, e.g. why runs that could have been trained
+        together (``together=True``) were trained one by one.
 
     Examples
     --------
@@ -292,6 +306,7 @@ class ExperimentResult:
     kind: str
     runs: list[RunResult] = field(default_factory=list)
     group_by: str = "lr"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def histories(self) -> list[History]:
@@ -315,10 +330,11 @@ class ExperimentResult:
                 for key, runs in self.groups().items()]
 
     def to_markdown(self) -> str:
-        """The table as Markdown, accuracies in percent."""
+        """The table as Markdown, accuracies in percent, then any :attr:`notes`."""
         from fmclassify._tables import markdown_table
 
-        return markdown_table(self.table(), self.kind)
+        return markdown_table(self.table(), self.kind) + "".join(
+            f"\n\nNote: {note}" for note in self.notes)
 
     def plot(self) -> dict[str, Any]:
         """Figures: one loss/accuracy figure per run, comparison figures, gradient curves."""
@@ -342,7 +358,7 @@ class ExperimentResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: kind, table, and every run."""
         return {"kind": self.kind, "group_by": self.group_by, "table": self.table(),
-                "runs": [r.to_dict() for r in self.runs]}
+                "notes": self.notes, "runs": [r.to_dict() for r in self.runs]}
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The result as JSON text; also written atomically to ``path`` when given."""
@@ -413,7 +429,10 @@ def _run_all(kind: str, group_by: str, specs: Iterable[RunSpec], data: Data,
     pending = list(specs)
     if together and len(pending) > 1:
         for group in _sweep_groups(pending):
-            runs = run_together(group, data, store=store, device=device)
+            runs, reason = _run_together(group, data, store, device)
+            if reason is not None:
+                result.notes.append(f"{len(group)} runs of {group[0].model} were trained one "
+                                    f"by one, not together: {reason}")
             for run in runs or ():
                 result.runs.append(run)
                 pending.remove(run.spec)
