@@ -174,3 +174,22 @@ def test_groups_are_dealt_out_from_the_active_runs(data, threads, monkeypatch):
     fit_together(trainers(LRS, epochs=2), *data)
     # Epoch 1: four runs dealt to two groups; epoch 2: the three left (1e6 diverged).
     assert sorted(groups) == [(0, 2), (0, 3), (1, 3), (2,)]
+
+
+def test_lockstep_with_batched_ops_matches_runs_alone(data, one_thread, monkeypatch):
+    """The GPU's path on a CPU: one engine, bmm over the stacked weights, per-seed batches."""
+    monkeypatch.setattr(_together, "_LOCKSTEP_ON_CPU", True)
+    monkeypatch.setattr(_together, "FusedMLP",
+                        lambda models, lrs: FusedMLP(models, lrs, batched=True))
+    kw = {"lrs": (0.5, 1e6, 0.05, 0.05), "seeds": [0, 0, 1, 2]}
+    together = trainers(**kw)
+    histories = fit_together(together, *data)
+    alone = trainers(**kw)
+    for t, h, a in zip(together, histories, alone, strict=True):
+        ref = a.fit(*data)
+        assert h.status == ref.status and h.diverged_epoch == ref.diverged_epoch
+        if h.status != "diverged":
+            torch.testing.assert_close(weights(t), weights(a), rtol=0, atol=1e-5)
+            assert h.records[-1].test_loss == pytest.approx(ref.records[-1].test_loss, rel=1e-4)
+        assert torch.equal(t._gen.get_state(), a._gen.get_state())
+    assert histories[1].status == "diverged"
