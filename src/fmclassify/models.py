@@ -129,8 +129,9 @@ def _conv_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     ReLU and max-pooling are both monotone, so ``relu(maxpool(h)) == maxpool(relu(h))``
     exactly, and so are the gradients (a window whose maximum is not positive passes no gradient
     either way; ties resolve to the same element). Pooling first applies the ReLU, forward and
-    backward, to a quarter of the values: a CPU training epoch of ``deeper`` took 8-10% less
-    (``benchmarks/cnn_speed.py``). The block's modules and their order stay the course's.
+    backward, to a quarter of the values, and spares memory-format copies in the max-pool's
+    backward on the CPU (``benchmarks/cnn_speed.py`` compares both orders). The block's modules
+    and their order stay the course's.
     """
     conv, norm, relu, pool = block
     return relu(pool(norm(conv(x))))  # type: ignore[no-any-return]
