@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -37,22 +36,25 @@ if BUDGET not in ("quick", "full"):
 
 GALLERY_OUT = DOCS / "auto_examples"
 #: The examples keep finished runs here, so that Q1.3 and Q1.6 reuse the runs of Q1.1, Q1.2 and
-#: Q1.4 instead of training them again. The examples name the same folder.
-RUN_STORE = Path(tempfile.gettempdir()) / "fmclassify-gallery"
+#: Q1.4 instead of training them again; they read the folder from ``FMCLASSIFY_GALLERY_RUNS``.
+#: It is emptied at the start of every build: runs are keyed by their configuration, not by the
+#: code that trained them, so a page rerun after a change to the library must not reuse runs of
+#: an older build. Inside this checkout's build tree, two checkouts never share it.
+RUN_STORE = DOCS / "_build" / "gallery-runs"
+shutil.rmtree(RUN_STORE, ignore_errors=True)
+os.environ["FMCLASSIFY_GALLERY_RUNS"] = str(RUN_STORE)
 
 
 def _fresh_gallery_if_budget_changed() -> None:
     """Rerun every example when the budget differs from the last build's (or on a fresh tree).
 
     Sphinx-Gallery reruns an example only when its source changed; a new budget changes no
-    source, so the old pages would stay. The stored runs live and die with the gallery output,
-    so a fresh gallery never reuses runs trained by older code.
+    source, so the old pages would stay.
     """
     marker = GALLERY_OUT / ".budget"
     previous = marker.read_text().strip() if marker.exists() else None
     if previous != BUDGET:
         shutil.rmtree(GALLERY_OUT, ignore_errors=True)
-        shutil.rmtree(RUN_STORE, ignore_errors=True)
         GALLERY_OUT.mkdir(parents=True)
         marker.write_text(BUDGET + "\n")
 

@@ -39,7 +39,9 @@ BUDGET = os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick")
 if BUDGET not in ("quick", "full"):
     raise ValueError(f"FMCLASSIFY_DOCS_BUDGET must be 'quick' or 'full', got {BUDGET!r}")
 QUICK = BUDGET == "quick"
-STORE = Path(tempfile.gettempdir(), "fmclassify-gallery", BUDGET)
+# The docs build names a folder of its own; run by hand, the runs go to the temp folder.
+RUNS = os.environ.get("FMCLASSIFY_GALLERY_RUNS") or Path(tempfile.gettempdir(), "fmclassify")
+STORE = Path(RUNS, BUDGET)
 
 train, test = fmc.load_dataset("fashion-mnist")
 if QUICK:
