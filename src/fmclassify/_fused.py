@@ -18,17 +18,20 @@ Choices a reader might question:
 
 * **The learning rate is folded into** ``g_L``. Every ``g_l`` is linear in ``g_L``, so scaling
   ``g_L`` by ``lr / B`` (a small (K, B, classes) tensor) scales every gradient by it, and each
-  update becomes one in-place GEMM with ``alpha=-1``: ``W.addmm_(g^T, h, alpha=-1)`` computes
-  ``W - lr * dW`` without materializing ``dW``. It also gives each of the K models its own
+  update becomes one in-place GEMM with ``alpha=-1``: ``W^T.addmm_(h^T, g, alpha=-1)`` computes
+  ``W^T - lr * dW^T`` without materializing ``dW``. It also gives each of the K models its own
   learning rate although ``baddbmm_`` takes one scalar ``alpha``.
 * ``g_{l-1}`` is computed **before** ``W_l`` is updated, as backpropagation requires.
-* **Biases ride along as a last weight column**: a layer is stored as [W | b], (out, in + 1).
-  Hidden activations live in preallocated buffers whose last column is 1, so
-  ``[h, 1] [W | b]^T`` is the layer and ``g^T [h, 1]`` updates weight and bias in one GEMM.
-  The first layer's input is the caller's batch (no ones column), so its bias is added and
-  updated explicitly.
+* **Biases ride along as a last weight row**: a layer is stored transposed, as
+  ``[W^T ; b^T]``, (in + 1, out). Hidden activations live in preallocated buffers whose last
+  column is 1, so ``[h, 1] [W^T ; b^T]`` is the layer and ``[h, 1]^T g`` updates weight and
+  bias in one GEMM. The first layer's input is the caller's batch (no ones column), so its
+  bias is added and updated explicitly. Stored as a row the bias is contiguous, so adding it
+  to the batch's products is a vectorized broadcast (as a column of ``[W | b]`` it was a
+  strided gather), and MKL runs ``x^T g`` into ``W_1^T`` faster than ``g^T x`` into ``W_1``:
+  the K = 1 step took 6% less than with ``[W | b]`` layers, measured side by side.
 * **Two ways through K models.** On a GPU one batched pass: weights stacked to
-  (K, out, in + 1), ``bmm``/``baddbmm_`` for every product, so K models cost the kernel
+  (K, in + 1, out), ``bmm``/``baddbmm_`` for every product, so K models cost the kernel
   launches of one (measured on an H100: four base MLPs in the time of one, 9x four autograd
   runs). On a CPU the GEMMs themselves are the cost, batching them gains nothing, so each model
   takes a 2-D pass of its own (``addmm``), which also makes model k of a sweep compute bit for
@@ -62,11 +65,10 @@ class _Weights:
     every tensor lacks the leading A axis (2-D ops).
     """
 
-    wb: list[Tensor]  # [W_l | b_l] per layer: (A, out, in + 1), updated in place
-    w1: Tensor  # layer 1's weight: (A, H1, F) strided view of wb[0]
-    b1: Tensor  # layer 1's bias: (A, 1, H1) strided view of wb[0]; (H1,) when A == 1
-    wb_t: list[Tensor]  # [W_l | b_l]^T for the forward of layers 2..L: (A, in + 1, out)
-    w_in: list[Tensor]  # W_l without the bias column for g_{l-1}, layers 2..L: (A, out, in)
+    wb: list[Tensor]  # [W_l^T ; b_l^T] per layer: (A, in + 1, out), updated in place
+    w1: Tensor  # layer 1's W^T: (A, F, H1) view of wb[0]
+    b1: Tensor  # layer 1's bias: (A, 1, H1) view of wb[0]'s last row; (H1,) when A == 1
+    w_in: list[Tensor]  # W_l for g_{l-1}, layers 2..L: (A, out, in), transposed views
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,6 @@ class _Buffers:
     hs: list[Tensor]  # [h_l, 1] for the hidden layers: (A, B, H_l + 1), last column 1
     h_out: list[Tensor]  # h_l within hs: (A, B, H_l) strided views, the GEMM outputs
     gs: list[Tensor]  # g_l for the hidden layers: (A, B, H_l)
-    gs_t: list[Tensor]  # g_l^T: (A, H_l, B) views
     coefs: list[tuple[Tensor, Tensor]]  # per pass: lr / B (A, 1, 1), -lr / B (A, B, 1)
 
 
@@ -135,7 +136,7 @@ class FusedMLP:
     ----------
     models : sequence of torch.nn.Module
         K >= 1 models accepted by :meth:`supports`, with the same layer sizes, on one device.
-        Their weights are copied in (each layer is kept as one [W | b] tensor); call
+        Their weights are copied in (each layer is kept as one [W^T ; b^T] tensor); call
         :meth:`write_back` to copy the trained weights out again.
     lrs : sequence of float
         One learning rate per model, each finite and > 0.
@@ -210,8 +211,8 @@ class FusedMLP:
         self.device = first[0].weight.device
         self.sizes = (first[0].in_features, *(lin.out_features for lin in first))
         self._active = [True] * len(self._models)
-        with torch.no_grad():  # (out, in + 1) per model and layer: [W | b]
-            per_model = [[torch.cat([lin.weight, lin.bias[:, None]], 1) for lin in layers]
+        with torch.no_grad():  # (in + 1, out) per model and layer: [W^T ; b^T]
+            per_model = [[torch.cat([lin.weight.T, lin.bias[None, :]]) for lin in layers]
                          for layers in self._layers]
         self._restack(per_model)
 
@@ -309,9 +310,9 @@ class FusedMLP:
         """Copy the trained weights and biases into each original model's parameters."""
         with torch.no_grad():
             for k, layers in enumerate(self._layers):
-                for lin, wb in zip(layers, self._tensors_of(k), strict=True):  # wb (out, in + 1)
-                    lin.weight.copy_(wb[:, :-1])
-                    lin.bias.copy_(wb[:, -1])
+                for lin, wb in zip(layers, self._tensors_of(k), strict=True):  # (in + 1, out)
+                    lin.weight.copy_(wb[:-1].T)
+                    lin.bias.copy_(wb[-1])
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -322,25 +323,24 @@ class FusedMLP:
         # Forward. Layer 1 adds its bias explicitly: the caller's x has no ones column.
         out = buf.h_out[0] if buf.hs else None  # h_1 goes into its buffer (A, B, H1)
         z = _linear(x, w.w1, w.b1, out)  # x (A, B, F) @ W_1^T (A, F, H1) + b_1
-        for i, wb_t in enumerate(w.wb_t):  # layers 2..L; hs[i] holds [h_{i+1}, 1]
+        for i, wb in enumerate(w.wb[1:]):  # layers 2..L; hs[i] holds [h_{i+1}, 1]
             buf.hs[i].relu_()  # h = relu(.) in place; the ones column stays 1
             out = buf.h_out[i + 1] if i + 1 < len(buf.hs) else None  # logits: a new tensor
-            z = _mm(buf.hs[i], wb_t, out)  # [h, 1] (A, B, in+1) @ [W|b]^T (A, in+1, out)
+            z = _mm(buf.hs[i], wb, out)  # [h, 1] (A, B, in+1) @ [W^T;b^T] (A, in+1, out)
         # Loss: log_softmax, then the target's entry, as F.cross_entropy computes it.
         logp = torch.log_softmax(z, -1)  # logits z (A, B, C) -> log p (A, B, C)
         loss = _nll(logp, y)  # (A,)
         # g_L = (softmax(z) - onehot(y)) * lr / B: PRML eq. 4.109 with lr folded in (see top).
         g = logp.exp_().mul_(coef[0])  # p * lr / B   (A, B, C)
         g.scatter_add_(-1, y, coef[1])  # minus lr / B at each target   (A, B, C)
-        g_t = g.mT  # (A, C, B)
         # Backward, last layer first; each g_{l-1} (PRML eq. 5.56) is taken before W_l moves.
         for i in range(len(w.wb) - 1, 0, -1):  # wb[i] is layer l = i + 1; hs[i - 1] its input
             h, g_prev = buf.hs[i - 1], buf.gs[i - 1]  # [h_{l-1}, 1] (A, B, in+1); (A, B, in)
             _mm(g, w.w_in[i - 1], g_prev)  # g W_l: (A, B, out) @ (A, out, in)
-            _sub_mm_(w.wb[i], g_t, h)  # [W|b] -= (lr g)^T [h, 1]: (A, out, in+1), eq. 5.53
+            _sub_mm_(w.wb[i], h.mT, g)  # [W^T;b^T] -= [h, 1]^T (lr g): (A, in+1, out), eq. 5.53
             _relu_grad_(g_prev, buf.h_out[i - 1])  # g_{l-1} = g W_l * [h_{l-1} > 0], in place
-            g, g_t = g_prev, buf.gs_t[i - 1]
-        _sub_mm_(w.w1, g_t, x)  # W_1 -= (lr g_1)^T x: (A, H1, B) @ (A, B, F)
+            g = g_prev
+        _sub_mm_(w.w1, x.mT, g)  # W_1^T -= x^T (lr g_1): (A, F, B) @ (A, B, H1)
         w.b1.sub_(g.sum(-2, keepdim=w.b1.dim() == 3))  # b_1 -= sum over batch of lr g_1
         return loss
 
@@ -388,14 +388,14 @@ class FusedMLP:
                                 if on], device=dev)  # (A,)
             coefs = [lrs.view(-1, 1, 1)] if self._batched else list(lrs.view(-1, 1, 1))
             self._cache[b] = _Buffers(  # coefs: (A, 1, 1) once, or A times (1, 1)
-                hs=hs, h_out=[h[..., :-1] for h in hs], gs=gs, gs_t=[g.mT for g in gs],
+                hs=hs, h_out=[h[..., :-1] for h in hs], gs=gs,
                 coefs=[(c, (-c).expand(*lead, 1)) for c in coefs])
         return self._cache[b]
 
     def _restack(self, per_model: list[list[Tensor]]) -> None:
-        """Lay out the models' [W|b] (out, in + 1) per layer for the step, from ``per_model``.
+        """Lay out the models' [W^T;b^T] (in + 1, out) per layer for the step, from ``per_model``.
 
-        Batched: the active models' tensors stacked to (A, out, in + 1). Otherwise each model
+        Batched: the active models' tensors stacked to (A, in + 1, out). Otherwise each model
         keeps tensors of its own: then model k of an engine computes bit for bit what a K = 1
         engine of it computes (BLAS results can depend on where a matrix sits in memory).
         Inactive models keep copies of their own ("parked") either way.
@@ -413,14 +413,14 @@ class FusedMLP:
         self._store = {k: [t.clone() for t in per_model[k]] for k in range(self.num_models)}
         if self._batched:  # replace the active models' copies by views of one stack
             stacks = [torch.stack([per_model[k][i] for k in idx])
-                      for i in range(len(self.sizes) - 1)]  # (A, out, in + 1) per layer
+                      for i in range(len(self.sizes) - 1)]  # (A, in + 1, out) per layer
             self._store.update({k: [st[j] for st in stacks] for j, k in enumerate(idx)})
             self._passes = [_weights(stacks)]
         else:
             self._passes = [_weights(self._store[k]) for k in idx]
 
     def _tensors_of(self, k: int) -> list[Tensor]:
-        """Model ``k``'s [W|b] per layer, (out, in + 1): its own tensors or views of a stack."""
+        """Model ``k``'s [W^T;b^T] per layer, (in + 1, out): own tensors or views of a stack."""
         return self._store[k]
 
     def _spread(self, loss: Tensor) -> Tensor:
@@ -430,10 +430,11 @@ class FusedMLP:
 
 
 def _weights(wb: list[Tensor]) -> _Weights:
-    """The views the step needs of [W_l | b_l] per layer, (A, out, in + 1) or (out, in + 1)."""
-    b1 = wb[0][..., -1]  # (A, H1) or (H1,), strided
-    return _Weights(wb=wb, w1=wb[0][..., :-1], b1=b1.unsqueeze(-2) if b1.dim() == 2 else b1,
-                    wb_t=[t.mT for t in wb[1:]], w_in=[t[..., :-1] for t in wb[1:]])
+    """The views the step needs of [W_l^T ; b_l^T] per layer, (A, in + 1, out) or (in + 1, out)."""
+    first = wb[0]
+    return _Weights(wb=wb, w1=first[..., :-1, :],
+                    b1=first[..., -1:, :] if first.dim() == 3 else first[-1],
+                    w_in=[t[..., :-1, :].mT for t in wb[1:]])
 
 
 def _mm(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
@@ -443,9 +444,9 @@ def _mm(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 
 
 def _linear(x: Tensor, w: Tensor, b: Tensor, out: Tensor | None) -> Tensor:
-    """``x @ w^T + b`` as addmm (2-D) or baddbmm (3-D, ``b`` (A, 1, out)), into ``out``."""
+    """``x @ w + b`` as addmm (2-D) or baddbmm (3-D, ``b`` (A, 1, out)), into ``out``."""
     op = torch.addmm if x.dim() == 2 else torch.baddbmm
-    return op(b, x, w.mT) if out is None else op(b, x, w.mT, out=out)
+    return op(b, x, w) if out is None else op(b, x, w, out=out)
 
 
 def _nll(logp: Tensor, y: Tensor) -> Tensor:
@@ -469,10 +470,10 @@ def _sub_mm_(w: Tensor, a: Tensor, b: Tensor) -> None:
 
 
 def _forward(wbs: list[Tensor], x: Tensor) -> Tensor:
-    """Logits (B, classes) of one model given its [W|b] per layer and inputs x (B, F)."""
+    """Logits (B, classes) of one model given its [W^T;b^T] per layer and inputs x (B, F)."""
     h = x
     for i, wb in enumerate(wbs):
-        h = torch.addmm(wb[:, -1], h, wb[:, :-1].T)  # (B, in) -> (B, out)
+        h = torch.addmm(wb[-1], h, wb[:-1])  # (B, in) -> (B, out)
         if i < len(wbs) - 1:
             h.relu_()
     return h
