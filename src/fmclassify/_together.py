@@ -43,7 +43,7 @@ from fmclassify.data import ImageDataset, iter_batches
 from fmclassify.history import EpochRecord, History
 from fmclassify.training import Trainer, TrainingInterrupted, sigterm_as_interrupt
 
-__all__ = ["can_train_together", "fit_together"]
+__all__ = ["can_train_together", "fit_together", "workers_for"]
 
 _CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
 
