@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ import torch
 import fmclassify as fmc
 from fmclassify import _together
 from fmclassify._fused import FusedMLP
-from fmclassify._together import fit_together, workers_for
+from fmclassify._together import can_train_together, fit_together, workers_for
 from fmclassify.training import Trainer, TrainingInterrupted
 from helpers import make_dataset
 
@@ -31,11 +34,12 @@ def threads():
     torch.set_num_threads(before)
 
 
-def trainers(lrs=LRS, epochs=3, tmp_path=None, seeds=None):
+def trainers(lrs=LRS, epochs=3, tmp_path=None, seeds=None, batch_size=32, callbacks=()):
     seeds = seeds or [0] * len(lrs)
     return [Trainer(fmc.build_model("base", num_classes=4, in_channels=1, image_size=8,
                                     seed=seed),
-                    lr=lr, epochs=epochs, batch_size=32, progress=False, device="cpu", seed=seed,
+                    lr=lr, epochs=epochs, batch_size=batch_size, progress=False, device="cpu",
+                    seed=seed, callbacks=callbacks,
                     checkpoint=None if tmp_path is None else tmp_path / f"{i}.pt")
             for i, (lr, seed) in enumerate(zip(lrs, seeds, strict=True))]
 
@@ -47,7 +51,8 @@ def same_runs(together, histories, alone):
         assert h.status == ref.status and h.diverged_epoch == ref.diverged_epoch
         assert [(r.epoch, r.train_loss, r.test_loss, r.test_accuracy) for r in h.records] == [
             (r.epoch, r.train_loss, r.test_loss, r.test_accuracy) for r in ref.records]
-        assert torch.equal(weights(t), weights(a)) or h.status == "diverged"
+        # a diverged run holds the weights where it diverged, NaN included, as alone
+        torch.testing.assert_close(weights(t), weights(a), rtol=0, atol=0, equal_nan=True)
         assert torch.equal(t._gen.get_state(), a._gen.get_state())  # resumes alike
 
 
@@ -193,3 +198,108 @@ def test_lockstep_with_batched_ops_matches_runs_alone(data, one_thread, monkeypa
             assert h.records[-1].test_loss == pytest.approx(ref.records[-1].test_loss, rel=1e-4)
         assert torch.equal(t._gen.get_state(), a._gen.get_state())
     assert histories[1].status == "diverged"
+
+
+def test_divergence_found_mid_epoch_matches_a_run_alone(data, threads):
+    """64 steps per epoch: a diverged run is set aside at the check after step 33, as alone."""
+    kw = {"lrs": (0.05, 1e6, 0.01, 1e6), "epochs": 2, "batch_size": 4}
+    together = trainers(**kw)
+    histories = fit_together(together, *data)
+    assert [h.status for h in histories] == ["completed", "diverged"] * 2
+    assert "step 33" in histories[1].reason  # found by the check inside the epoch
+    torch.set_num_threads(1)
+    alone = trainers(**kw)
+    for a in alone:
+        a._data = data
+    same_runs(together, histories, alone)
+
+
+def test_workers_train_with_one_intra_op_thread(data, threads, monkeypatch):
+    seen = {}
+    step = FusedMLP.step
+
+    def spy(self, x, y):
+        seen.setdefault(threading.current_thread().name, set()).add(torch.get_num_threads())
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", spy)
+    fit_together(trainers(epochs=1), *data)
+    assert len(seen) == 2 and all(v == {1} for v in seen.values())
+    assert torch.get_num_threads() == 2
+
+
+def test_runs_sharing_one_model_are_not_trained_together(data):
+    a, b = trainers((0.1, 0.01))
+    b.model = a.model
+    assert can_train_together([a, b]) == "two runs share one model object"
+
+
+def slowed(monkeypatch, in_main: bool, seconds: float = 0.01, fail: bool = False) -> list:
+    """Slow (or break) FusedMLP.step in the main thread or in the others; count their steps."""
+    step, counted = FusedMLP.step, []
+
+    def slow(self, x, y):
+        if (threading.current_thread() is threading.main_thread()) == in_main:
+            counted.append(1)
+            if fail:
+                raise RuntimeError("worker failed")
+            time.sleep(seconds)
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", slow)
+    return counted
+
+
+def test_ctrl_c_stops_the_other_threads_at_their_next_step(data, threads, monkeypatch):
+    worker_steps = slowed(monkeypatch, in_main=False)  # 10 ms a step in the worker
+    step = FusedMLP.step
+    main_steps = [0]
+
+    def ctrl_c(self, x, y):
+        if threading.current_thread() is threading.main_thread():
+            main_steps[0] += 1
+            if main_steps[0] == 3:
+                raise KeyboardInterrupt
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", ctrl_c)
+    with pytest.raises(TrainingInterrupted):
+        fit_together(trainers((0.5, 0.05), epochs=1), *data)
+    assert len(worker_steps) < 8  # not its epoch's 8 steps: it stopped at the Ctrl-C
+
+
+def test_an_error_in_a_worker_stops_this_thread_too(data, threads, monkeypatch):
+    main_steps = slowed(monkeypatch, in_main=True)  # 10 ms a step here
+    step = FusedMLP.step
+
+    def broken(self, x, y):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("worker failed")
+        return step(self, x, y)
+
+    monkeypatch.setattr(FusedMLP, "step", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        fit_together(trainers((0.5, 0.05), epochs=2), *data)
+    assert len(main_steps) < 8  # not the whole epoch
+
+
+def test_ctrl_c_while_epochs_are_recorded_waits_until_all_are(data, threads, tmp_path):
+    """SIGINT during the bookkeeping (a callback, a checkpoint) is held until every run has
+    recorded the epoch: all runs stop at the same epoch and resume together."""
+    class CtrlCAtEpochOne(fmc.CallbackBase):
+        needs_gradients = False
+        sent = False
+
+        def on_epoch_end(self, run, record):
+            if record.epoch == 1 and not CtrlCAtEpochOne.sent:
+                CtrlCAtEpochOne.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    lrs = (0.5, 0.05, 0.01)
+    runs = trainers(lrs, epochs=3, tmp_path=tmp_path, callbacks=[CtrlCAtEpochOne()])
+    with pytest.raises(TrainingInterrupted):
+        fit_together(runs, *data)
+    assert [t.history.status for t in runs] == ["interrupted"] * 3
+    assert [t.history.epochs_trained for t in runs] == [1, 1, 1]
+    resumed = trainers(lrs, epochs=3, tmp_path=tmp_path)
+    assert [h.epochs_trained for h in fit_together(resumed, *data, resume=True)] == [3, 3, 3]

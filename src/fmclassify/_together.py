@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -52,6 +53,8 @@ def can_train_together(trainers: Sequence[Trainer]) -> str | None:
     """None when :func:`fit_together` can batch ``trainers``, else the reason it cannot."""
     if len(trainers) < 2:
         return "fewer than two runs"
+    if len({id(t.model) for t in trainers}) < len(trainers):
+        return "two runs share one model object"
     first = trainers[0]
     for t in trainers:
         if t._fused_reason is not None:
@@ -121,11 +124,13 @@ def _train(live: list[tuple[Trainer, RunContext]], train: ImageDataset, test: Im
     try:
         with sigterm_as_interrupt():
             for epoch in range(first_epoch, lead.epochs + 1):
-                active = _epoch(live, active, epoch, *tensors[0])
+                groups, seconds = _train_epoch(live, active, epoch, *tensors[0])
+                with _held_interrupts():  # the epoch is recorded for all runs or for none
+                    active = _record_epoch(live, groups, epoch, seconds)
                 if not active:
                     break
     except KeyboardInterrupt as exc:
-        for k in active:
+        for k in active:  # every run still active stands at the same finished epoch
             live[k][0]._interrupted(live[k][1])
         raise TrainingInterrupted(live[active[0]][1].history if active else live[0][1].history,
                                   getattr(exc, "signum", signal.SIGINT)) from None
@@ -156,37 +161,71 @@ class _Group:
 _LOCKSTEP_ON_CPU = False
 
 
-def _epoch(live: list[tuple[Trainer, RunContext]], active: list[int], epoch: int,
-           x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
-           y_test: torch.Tensor) -> list[int]:
-    """One epoch of every active run; return the runs still active after it.
+def _train_epoch(live: list[tuple[Trainer, RunContext]], active: list[int], epoch: int,
+                 x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
+                 y_test: torch.Tensor) -> tuple[list[_Group], float]:
+    """Train and evaluate one epoch of every active run; return the groups and the seconds.
 
     The active runs are dealt out to :func:`workers_for` groups. One group trains in this
     thread (Ctrl-C lands here); the others in threads of their own, each with one intra-op
-    thread. Only the training and evaluation run in the threads; callbacks, checkpoints and
-    every History change happen here, after all groups are done.
+    thread. The threads only train and evaluate; :func:`_record_epoch` then does everything
+    else in this thread.
     """
-    lead = live[0][0]
     for k in active:
         live[k][1].epoch = epoch
-    n = workers_for(lead.device, len(active))
+    n = workers_for(live[0][0].device, len(active))
     groups = [_Group(active[i::n]) for i in range(n)]
     started = time.perf_counter()
     _in_threads([partial(_train_group, g, live, epoch, x, y, x_test, y_test) for g in groups])
-    share = (time.perf_counter() - started) / len(active)
+    return groups, time.perf_counter() - started
+
+
+def _record_epoch(live: list[tuple[Trainer, RunContext]], groups: list[_Group], epoch: int,
+                  seconds: float) -> list[int]:
+    """Record the epoch in each run (callbacks, checkpoints); return the runs still active."""
+    records = {k: r for g in groups for k, r in g.records.items()}
+    share = seconds / max(len(records), 1)  # the epoch's wall time shared out
+    for k in sorted(k for g in groups for k in g.diverged):
+        t, run = live[k]
+        t._diverged(run, epoch)
+        t._finish(run)
     still = []
-    for g in groups:
-        for k in g.diverged:
-            t, run = live[k]
-            t._diverged(run, epoch)
+    for k, record in sorted(records.items()):
+        t, run = live[k]
+        if t._close_epoch(run, replace(record, seconds=share)):
             t._finish(run)
-        for k, record in g.records.items():
-            t, run = live[k]
-            if t._close_epoch(run, replace(record, seconds=share)):
-                t._finish(run)
-            else:
-                still.append(k)
-    return sorted(still)
+        else:
+            still.append(k)
+    return still
+
+
+@contextmanager
+def _held_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then raise KeyboardInterrupt.
+
+    The block records one epoch for each run (callbacks, checkpoints). An interrupt inside it
+    would leave some runs an epoch ahead of the others (a later resume together refuses runs
+    at different epochs) and the caller without the list of runs still active.
+    """
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    try:
+        previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no signal is delivered here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        exc = KeyboardInterrupt()
+        exc.signum = caught[0]  # type: ignore[attr-defined]
+        raise exc
 
 
 def _train_group(group: _Group, live: list[tuple[Trainer, RunContext]], epoch: int,
@@ -246,8 +285,10 @@ def _train_pass(group: _Group, members: list[int], live: list[tuple[Trainer, Run
             runs[j].step += 1
         if i % _CHECK_EVERY == 0:
             alive = _set_aside_diverged(engine, loss_sums, alive)
+            if not alive:
+                break  # all diverged: stop where a Trainer alone stops
     alive = _set_aside_diverged(engine, loss_sums, alive)
-    engine.write_back()
+    engine.write_back()  # a diverged run: the weights where it diverged, as alone
     group.diverged += [members[j] for j in range(len(runs)) if j not in alive]
     for j in alive:
         group.records[members[j]] = live[members[j]][0]._evaluate_record(
@@ -263,10 +304,20 @@ def _set_aside_diverged(engine: FusedMLP, loss_sums: torch.Tensor, alive: list[i
     return [j for j in alive if finite[j]]
 
 
+def _stopping_others(job: Callable[[threading.Event], None], stop: threading.Event) -> None:
+    """Run ``job``; if it fails, tell the other jobs to stop at their next step."""
+    try:
+        job(stop)
+    except BaseException:
+        stop.set()
+        raise
+
+
 def _in_threads(jobs: list[Callable[[threading.Event], None]]) -> None:
     """Run ``jobs[0]`` here and the others in threads, one intra-op thread each; re-raise.
 
-    An exception here (Ctrl-C) stops the other jobs at their next step before it propagates.
+    An exception in any job (Ctrl-C lands in this thread) stops the others at their next step;
+    then the first one raised here propagates.
     """
     stop = threading.Event()
     if len(jobs) == 1:
@@ -276,7 +327,7 @@ def _in_threads(jobs: list[Callable[[threading.Event], None]]) -> None:
     torch.set_num_threads(1)  # seen by the worker threads, which start after this
     try:
         with ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="fmclassify") as pool:
-            futures = [pool.submit(job, stop) for job in jobs[1:]]
+            futures = [pool.submit(_stopping_others, job, stop) for job in jobs[1:]]
             try:
                 jobs[0](stop)
                 wait(futures)

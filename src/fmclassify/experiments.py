@@ -257,11 +257,12 @@ def _run_together(specs: Sequence[RunSpec], data: Data, store: RunStore | None,
 
     if store is not None and any(store.load(s) is not None for s in specs):
         return None, None
-    pairs = [_trainer(s, data, store, False, device) for s in specs]
-    trainers = [t for t, _ in pairs]
+    if not all(s.fused for s in specs) or any(s.tracer for s in specs):
+        return None, None  # autograd asked for, or needed by the tracer: nothing to tell
+    trainers = [_trainer(s, data, store, False, device)[0] for s in specs]
     reason = can_train_together(trainers)
-    if reason is not None or any(tr for _, tr in pairs):
-        return None, None if reason is None or "fused=False" in reason else reason
+    if reason is not None:
+        return None, reason
     if store is not None:
         saved = [store.checkpoint_path(s) for s in specs]
         if any(p.exists() for p in saved) and not all(p.exists() for p in saved):
@@ -291,8 +292,8 @@ class ExperimentResult:
         The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
         group are aggregated as mean and standard deviation.
     notes : list of str
-        What a reader of the table should know, e.g. why runs that could have been trained
-        together (``together=True``) were trained one by one.
+        What a reader of the table should know, e.g. why the runs of one model were trained
+        one by one although ``together=True`` asked for them to be trained together.
 
     Examples
     --------

@@ -131,8 +131,12 @@ def _conv_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     either way; ties resolve to the same element). Pooling first applies the ReLU, forward and
     backward, to a quarter of the values, and spares memory-format copies in the max-pool's
     backward on the CPU (``benchmarks/cnn_speed.py`` compares both orders). The block's modules
-    and their order stay the course's.
+    and their order stay the course's, and a block with hooks of its own (to look at its
+    output, say) is called as the ``Sequential`` it is, so the hooks run.
     """
+    if block._forward_hooks or block._forward_pre_hooks or block._backward_hooks \
+            or block._backward_pre_hooks:
+        return block(x)  # type: ignore[no-any-return]
     conv, norm, relu, pool = block
     return relu(pool(norm(conv(x))))  # type: ignore[no-any-return]
 

@@ -354,6 +354,8 @@ class Trainer:
             loss_sum += loss.detach() * yb.shape[0]  # stays on the device: no sync per step
             run.step += 1
             if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                if engine is not None:
+                    engine.write_back()  # the weights where it diverged, as autograd leaves them
                 self._diverged(run, epoch)
                 return None
         if engine is not None:
