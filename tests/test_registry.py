@@ -74,6 +74,22 @@ def test_course_cnn_pools_before_relu_with_the_same_numbers(memory_format):
     assert torch.equal(out, course_order(theirs, x))
     for (name, a), b in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         assert torch.equal(a.grad, b.grad), name
+def test_course_cnn_runs_pool_first_unless_its_block_has_hooks():
+    model = fmc.build_model("deeper", seed=0).eval()  # no dropout: two calls compare
+    calls = []
+    for name in ("2", "3"):  # layer1's ReLU and MaxPool2d
+        model.layer1[int(name)].register_forward_hook(
+            lambda m, args, out: calls.append(type(m).__name__))
+    x = torch.rand(2, 1, 28, 28)
+    plain = model(x)
+    assert calls == ["MaxPool2d", "ReLU"]
+    seen = []
+    model.layer1.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    calls.clear()
+    assert torch.equal(model(x), plain)  # the course's order gives the same numbers
+    assert seen == [torch.Size([2, 32, 14, 14])] and calls == ["ReLU", "MaxPool2d"]
+
+
 def test_seed_makes_weights_repeatable_without_touching_global_rng():
     torch.manual_seed(123)
     before = torch.get_rng_state()

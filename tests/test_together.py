@@ -130,7 +130,7 @@ def interrupt_main_thread_at(monkeypatch, steps: int) -> None:
     monkeypatch.setattr(FusedMLP, "step", ctrl_c)
 
 
-def test_ctrl_c_stops_every_thread_and_keeps_the_finished_epochs(data, threads, tmp_path,
+def test_ctrl_c_keeps_the_finished_epochs_and_resumes_alike(data, threads, tmp_path,
                                                                   monkeypatch):
     lrs = (0.5, 0.05, 0.01)
     # This thread trains runs 0 and 2, 8 steps each per epoch: Ctrl-C comes in epoch 2.
@@ -153,7 +153,7 @@ def test_ctrl_c_stops_every_thread_and_keeps_the_finished_epochs(data, threads, 
         assert torch.equal(weights(a), weights(b))
 
 
-def test_an_error_in_a_worker_stops_the_epoch_and_propagates(data, threads, monkeypatch):
+def test_an_error_in_a_worker_propagates_and_restores_the_threads(data, threads, monkeypatch):
     step = FusedMLP.step
 
     def broken(self, x, y):
