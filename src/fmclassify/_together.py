@@ -97,7 +97,8 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
         If the Trainers cannot be batched, or resumed checkpoints stand at different epochs.
     TrainingInterrupted
         On Ctrl-C or SIGTERM; every unfinished run is marked "interrupted" and keeps its
-        checkpoint of the last finished epoch.
+        checkpoint of the last finished epoch (the models in memory may hold weights from
+        the unfinished one, as a Trainer's model does after an interrupt).
     """
     reason = can_train_together(trainers)
     if reason is not None:

@@ -12,7 +12,8 @@ epochs, the course's "Avg Accuracy") are separate columns; accuracies are fracti
 
 Runs of one plain MLP trained with SGD that differ only in learning rate and seed are trained
 together by default (``together=True``): on a CPU side by side, one run per core, each in a
-Python thread with one intra-op thread; on a GPU as one batched model. Each run equals its
+Python thread with one intra-op thread (``torch.set_num_threads(1)``, which holds for the whole
+process, while an epoch trains); on a GPU as one batched model. Each run equals its
 one-by-one twin within float rounding (a GEMM on one thread rounds differently from one split
 over two; on a CPU a run trained together equals bit for bit the same run trained alone under
 ``torch.set_num_threads(1)``). Pass ``together=False`` for runs computed exactly as
