@@ -37,13 +37,14 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from . import _sources
+from ._batching import iter_batches, num_batches
 from ._formats import RawSplit
 from ._sources import SPECS, DatasetSpec, Found, Place
 from .exceptions import ConfigError, DataError, DataNotFoundError, UnknownDatasetError
@@ -501,143 +502,3 @@ def load_dataset(
 # ---------------------------------------------------------------------------------------------
 # Batching
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_batch_size(batch_size: int) -> None:
-    """Raise ConfigError unless ``batch_size`` is a positive int."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    """Return how many batches :func:`iter_batches` yields for ``n`` samples.
-
-    Parameters
-    ----------
-    n : int
-        Number of samples (>= 0).
-    batch_size : int
-        Samples per batch (>= 1); the last batch may be smaller.
-
-    Returns
-    -------
-    int
-        ``ceil(n / batch_size)``.
-
-    Raises
-    ------
-    ConfigError
-        ``n`` negative or ``batch_size`` not a positive integer.
-    """
-    _check_batch_size(batch_size)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ConfigError(f"n must be a non-negative integer, got {n!r}")
-    return -(-n // batch_size)
-
-
-def _permutation(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """Draw the epoch's permutation exactly as ``DataLoader(shuffle=True)`` would.
-
-    Creating a DataLoader iterator first draws one int64 from the generator (the workers' base
-    seed, ``_BaseDataLoaderIter.__init__``); then ``RandomSampler`` calls ``torch.randperm(n,
-    generator=generator)``, or, without a generator, seeds a fresh one from the global RNG and
-    draws from that. We make the same draws, so a CPU generator (or the global RNG) in the same
-    state gives the same order. A CUDA generator draws on its own device instead; that has no
-    DataLoader counterpart.
-    """
-    if generator is not None and generator.device.type != "cpu":
-        return torch.randperm(n, generator=generator, device=generator.device).to(device)
-    torch.empty((), dtype=torch.int64).random_(generator=generator)  # the base-seed draw
-    if generator is None:
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())  # a CPU tensor: no sync
-        generator = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=generator)
-    if device.type == "cuda":
-        # from pinned memory the copy runs asynchronously instead of stalling the host
-        return perm.pin_memory().to(device, non_blocking=True)
-    return perm.to(device)
-
-
-def iter_batches(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int,
-    *,
-    shuffle: bool = True,
-    generator: torch.Generator | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` batches as slices of in-memory tensors.
-
-    Parameters
-    ----------
-    images, labels : torch.Tensor
-        Tensors on the same device, with the same first dimension (e.g.
-        ``ds.float_images()`` and ``ds.labels``).
-    batch_size : int
-        Samples per batch; the last batch holds the remainder.
-    shuffle : bool, default True
-        False: contiguous views ``images[i:i + batch_size]``, the order of
-        ``DataLoader(ds, batch_size)``. True: one permutation per call, in exactly the order of
-        ``DataLoader(ds, batch_size, shuffle=True, generator=generator)`` for a generator in the
-        same state, which a full pass also advances exactly as the DataLoader's epoch does (so
-        epoch after epoch the orders agree); batches are ``index_select`` copies.
-    generator : torch.Generator, optional
-        Source of the permutation; ``None`` uses the global RNG, as the DataLoader does. A CPU
-        generator works for tensors on any device: the permutation is drawn on the CPU and
-        copied over asynchronously, without a host sync. A CUDA generator draws on its own
-        device, which must be the tensors' device, and matches no DataLoader order.
-
-    Yields
-    ------
-    tuple of torch.Tensor
-        A batch of images and the matching labels.
-
-    Raises
-    ------
-    ConfigError
-        ``batch_size`` not a positive integer, or a generator on another device.
-    DataError
-        ``images`` and ``labels`` differ in length or device.
-
-    Examples
-    --------
-    >>> x, y = torch.arange(10).view(10, 1), torch.arange(10)
-    >>> [len(b) for b, _ in iter_batches(x, y, 4, shuffle=False)]
-    [4, 4, 2]
-    """
-    _check_batch_size(batch_size)
-    if len(images) != len(labels) or images.device != labels.device:
-        raise DataError(
-            f"images and labels must pair up: got {len(images)} images on {images.device} "
-            f"and {len(labels)} labels on {labels.device}"
-        )
-    if generator is not None and generator.device.type not in ("cpu", images.device.type):
-        raise ConfigError(
-            f"the generator is on {generator.device} but the data on {images.device}; pass a "
-            "CPU generator (works everywhere) or one on the data's device"
-        )
-    return _batches(images, labels, batch_size, shuffle, generator)
-
-
-def _batches(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int,
-    shuffle: bool,
-    generator: torch.Generator | None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield the batches for :func:`iter_batches` (split out so its checks run at call time)."""
-    n = len(images)
-    if not shuffle:
-        for start in range(0, n, batch_size):
-            yield images[start : start + batch_size], labels[start : start + batch_size]
-        return
-    perm = _permutation(n, images.device, generator)
-    for start in range(0, n, batch_size):
-        index = perm[start : start + batch_size]
-        yield images.index_select(0, index), labels.index_select(0, index)
-    if generator is not None and generator.device.type == "cpu":
-        # RandomSampler draws one more permutation as it runs out (`randperm(n)[: num_samples %
-        # n]` in sampler.py, empty here); drawing it too keeps the generator in step with a
-        # DataLoader's epoch after epoch.
-        torch.randperm(n, generator=generator)
