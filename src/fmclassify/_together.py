@@ -222,7 +222,8 @@ def _held_interrupts() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: a handler not set from Python, cannot be restored
+                signal.signal(sig, handler)
     if caught:
         exc = KeyboardInterrupt()
         exc.signum = caught[0]  # type: ignore[attr-defined]
