@@ -250,7 +250,7 @@ def test_update_cost_is_negligible_for_a_long_run() -> None:
         (
             {"metric": "accuracy"},
             r"metric must be one of 'test_accuracy', 'test_loss', "
-            r"'train_loss', got 'accuracy'",
+            r"'train_loss', 'val_accuracy', 'val_loss', got 'accuracy'",
         ),
         ({"mode": "pct"}, r"mode must be one of 'abs', 'rel', got 'pct'"),
         ({"reference": "first"}, r"reference must be one of 'previous', 'best', got 'first'"),

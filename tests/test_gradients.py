@@ -303,3 +303,229 @@ def test_base_model_trace_equals_a_hand_written_loop(real_data) -> None:
         opt.step()
     for step, (got, want) in enumerate(zip(tracer.values, expected, strict=True)):
         assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12), (step, got, want)
+
+
+# -- per-layer gradient flow ------------------------------------------------------------------
+
+FLOW = ("mean", "mean_abs", "norm", "weight_norm", "update_ratio")
+
+
+def small_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5))
+
+
+def hand_flow(model: nn.Module, lr_of: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The oracle: each statistic straight from p.grad and p, in float64."""
+    out = {}
+    for name, p in model.named_parameters():
+        g, w = p.grad.double(), p.detach().double()
+        out[name] = {
+            "mean": g.mean().item(),
+            "mean_abs": g.abs().mean().item(),
+            "norm": g.norm().item(),
+            "weight_norm": w.norm().item(),
+            "update_ratio": lr_of[name] * g.norm().item() / w.norm().item(),
+        }
+    return out
+
+
+def flow_loop(tracer: GradientTracer, model: nn.Module, opt: torch.optim.Optimizer, steps: int,
+              lr_at=None) -> list[dict[str, dict[str, float]]]:
+    """A hand-written training loop that calls the tracer's hooks as the Trainer does."""
+    x, y = torch.randn(8, 3, 4), torch.randint(0, 5, (8,))
+    run = make_run(model)
+    run.optimizer = opt
+    tracer.on_fit_start(run)
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+    expected = []
+    for step in range(steps):
+        if lr_at is not None:
+            lr_at(opt, step)
+        run.step = step
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        tracer.on_after_backward(run)
+        lrs = {n: group_of[id(p)]["lr"] for n, p in model.named_parameters()}
+        expected.append(hand_flow(model, lrs))
+        opt.step()
+    tracer.on_fit_end(run, run.history)
+    return expected
+
+
+def assert_flow_equals(tracer: GradientTracer, expected: list[dict[str, dict[str, float]]]):
+    flow = tracer.per_layer
+    assert list(flow) == list(expected[0])  # named_parameters order
+    for name in flow:
+        assert list(flow[name]) == list(FLOW)
+        for stat in FLOW:
+            want = [e[name][stat] for e in expected]
+            assert flow[name][stat] == pytest.approx(want, rel=1e-5, abs=1e-12), (name, stat)
+
+
+def test_per_layer_flow_matches_the_hand_computation() -> None:
+    model = small_mlp()
+    tracer = GradientTracer(steps=4, per_layer=True)
+    expected = flow_loop(tracer, model, torch.optim.SGD(model.parameters(), lr=0.3), 4)
+    assert_flow_equals(tracer, expected)
+    assert len(tracer.per_layer["1.weight"]["norm"]) == 4
+
+
+def test_update_ratio_uses_the_learning_rate_of_each_step() -> None:
+    model = small_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = [0.5, 0.05, 2.0]
+
+    def set_lr(opt: torch.optim.Optimizer, step: int) -> None:
+        opt.param_groups[0]["lr"] = sched[step]  # as a schedule does, per step
+
+    tracer = GradientTracer(steps=3, per_layer=True, lr=123.0)  # lr is ignored: there is an opt
+    expected = flow_loop(tracer, model, opt, 3, set_lr)
+    assert_flow_equals(tracer, expected)
+    flow = tracer.per_layer["3.weight"]
+    for step, lr in enumerate(sched):
+        ratio = lr * flow["norm"][step] / flow["weight_norm"][step]
+        assert flow["update_ratio"][step] == pytest.approx(ratio, rel=1e-12)
+
+
+def test_update_ratio_uses_each_parameter_groups_learning_rate() -> None:
+    model = small_mlp()
+    first, second = list(model[1].parameters()), list(model[3].parameters())
+    opt = torch.optim.SGD([{"params": first, "lr": 0.1}, {"params": second, "lr": 0.01}])
+    tracer = GradientTracer(steps=2, per_layer=True)
+    expected = flow_loop(tracer, model, opt, 2)
+    assert_flow_equals(tracer, expected)
+
+
+def test_per_layer_leaves_the_whole_model_statistics_unchanged() -> None:
+    for statistic in ("mean", "mean_abs", "l2_norm"):
+        traces = []
+        for per_layer in (False, True):
+            model = small_mlp()
+            tracer = GradientTracer(steps=3, statistic=statistic, per_layer=per_layer)
+            flow_loop(tracer, model, torch.optim.SGD(model.parameters(), lr=0.3), 3)
+            traces.append(tracer.values)
+        assert traces[0] == traces[1], statistic  # bit for bit
+
+
+def test_without_an_optimizer_the_given_lr_is_used_or_update_ratio_is_left_out() -> None:
+    with_lr = GradientTracer(steps=2, per_layer=True, lr=0.5)
+    trace(with_lr, Linearish(), [1.0, 2.0])  # a RunContext without optimizer
+    b = with_lr.per_layer["b"]
+    assert b["norm"] == pytest.approx([6.0, 12.0])
+    assert b["weight_norm"] == [0.0, 0.0]  # zero-initialized: the ratio is infinite
+    assert b["update_ratio"] == [math.inf, math.inf]
+    assert with_lr.to_dict()["per_layer_stats"]["b"]["update_ratio"] == [None, None]
+
+    without = GradientTracer(steps=2, per_layer=True)
+    trace(without, Linearish(), [1.0, 2.0])
+    assert "update_ratio" not in without.per_layer["w"]
+    assert without.per_layer["w"]["mean_abs"] == pytest.approx([3.5, 7.0])
+    with pytest.raises(ConfigError, match=r"update_ratio needs the learning rate.*lr=\.\.\."):
+        without.plot_heatmap()
+    assert without.plot_heatmap("norm").axes  # the other statistics plot
+
+
+def test_a_tensor_without_gradient_is_nan_in_the_flow_and_none_in_json() -> None:
+    tracer = GradientTracer(steps=2, per_layer=True, lr=0.1)
+    trace(tracer, Linearish(), [1.0, 1.0])
+    assert all(math.isnan(v) for s in FLOW for v in tracer.per_layer["unused"][s])
+    assert "frozen" not in tracer.per_layer  # not trainable: not traced
+    data = json.loads(json.dumps(tracer.to_dict(), allow_nan=False))
+    assert data["per_layer_stats"]["unused"]["norm"] == [None, None]
+    assert data["per_layer_stats"]["w"]["norm"] == pytest.approx([math.sqrt(29)] * 2)
+
+
+def test_per_layer_state_round_trips_through_json_and_a_resume_continues() -> None:
+    x, y = torch.randn(8, 3, 4), torch.randint(0, 5, (8,))
+
+    def steps(tracer: GradientTracer, run: RunContext, n: int) -> None:
+        for _ in range(n):
+            run.optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(run.model(x), y).backward()
+            tracer.on_after_backward(run)
+            run.optimizer.step()
+
+    def fresh_run(resume: bool = False) -> RunContext:
+        run = make_run(model)
+        if resume:
+            run.history.append(EpochRecord(1, 0.5, 0.4, 0.8, 1.0))  # a finished epoch
+        run.optimizer = opt
+        return run
+
+    model = small_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    start = copy.deepcopy(model.state_dict())
+    straight = GradientTracer(steps=4, per_layer=True)
+    straight.on_fit_start(run := fresh_run())
+    steps(straight, run, 4)
+
+    model.load_state_dict(start)
+    first = GradientTracer(steps=4, per_layer=True)
+    first.on_fit_start(run := fresh_run())
+    steps(first, run, 2)
+    state = json.loads(json.dumps(first.state_dict(), allow_nan=False))  # JSON-ready
+    second = GradientTracer(steps=4, per_layer=True)
+    second.load_state_dict(state)
+    assert second.per_layer == first.per_layer
+    second.on_fit_start(run := fresh_run(resume=True))
+    steps(second, run, 2)
+    assert not second.needs_gradients
+    for name, stats in straight.per_layer.items():
+        for stat, values in stats.items():
+            assert second.per_layer[name][stat] == pytest.approx(values, rel=1e-12), (name, stat)
+    assert second.values == pytest.approx(straight.values, rel=1e-12)
+
+
+def test_per_layer_state_must_match_the_tracer() -> None:
+    plain = GradientTracer(steps=2).state_dict()
+    with pytest.raises(ConfigError, match="has per_layer=False but this tracer has per_layer=True"):
+        GradientTracer(steps=2, per_layer=True).load_state_dict(plain)
+
+
+def test_flow_plots_draw_one_line_and_one_row_per_tensor() -> None:
+    model = small_mlp()
+    tracer = GradientTracer(steps=3, per_layer=True)
+    flow_loop(tracer, model, torch.optim.SGD(model.parameters(), lr=0.3), 3)
+    names = ["1.weight", "1.bias", "3.weight", "3.bias"]
+    fig = tracer.plot_flow()  # default: mean_abs
+    ax = fig.axes[0]
+    assert [ln.get_label() for ln in ax.get_lines()] == names
+    assert ax.get_yscale() == "log"
+    want = tracer.per_layer["3.weight"]["mean_abs"]
+    assert list(ax.get_lines()[2].get_ydata()) == pytest.approx(want)
+    assert tracer.plot_flow("mean").axes[0].get_yscale() == "symlog"
+
+    heat = tracer.plot_heatmap()  # default: update_ratio
+    image = heat.axes[0].get_images()[0]
+    assert image.get_array().shape == (4, 3)
+    assert type(image.norm).__name__ == "LogNorm"
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == names
+    assert image.get_array()[1, 2] == pytest.approx(tracer.per_layer["1.bias"]["update_ratio"][2])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "call", "message"),
+    [
+        ({}, lambda t: t.plot_flow(), r"no per-layer statistics; build it with .*per_layer=True"),
+        ({"per_layer": True}, lambda t: t.plot_flow("l2_norm"),
+         r"unknown flow statistic 'l2_norm'; available: mean, mean_abs, norm"),
+    ],
+)
+def test_flow_plot_errors_say_what_to_do(kwargs, call, message) -> None:
+    tracer = GradientTracer(steps=1, lr=0.1, **kwargs)
+    trace(tracer, Linearish(), [1.0])
+    with pytest.raises(ConfigError, match=message):
+        call(tracer)
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, math.nan, math.inf, "0.1", True])
+def test_invalid_lr_is_rejected(lr) -> None:
+    with pytest.raises(ConfigError, match=r"lr must be a finite number > 0 or None, got"):
+        GradientTracer(per_layer=True, lr=lr)
+
+
+def test_config_names_lr_only_when_given() -> None:
+    assert GradientTracer(per_layer=True).config() == {
+        "steps": 100, "statistic": "mean", "per_layer": True}
+    assert GradientTracer(lr=0.1).config()["lr"] == 0.1

@@ -52,8 +52,9 @@ def test_json_round_trip_is_exact(tmp_path):
 def test_infinite_test_loss_is_written_as_valid_json(tmp_path):
     h = History()
     h.append(EpochRecord(0, None, math.inf, 0.1, 0.0))
-    with pytest.raises(ValueError):  # allow_nan=False: never write invalid JSON silently
-        h.to_json(tmp_path / "h.json")
+    path = h.to_json(tmp_path / "h.json")
+    assert json.loads(path.read_text())["records"][0]["test_loss"] is None  # strict JSON
+    assert History.from_json(path).records[0].test_loss == math.inf  # and back as inf
 
 
 def test_from_dict_rejects_foreign_data():
@@ -89,3 +90,92 @@ def test_describe_status():
         "completed (unstable)")
     dead = make([0.1, 0.1, 0.1], losses=[3.1, 2.31, 2.31], status="converged", converged_epoch=3)
     assert dead.describe_status() == "converged at epoch 3 (unstable)"
+
+
+def with_val(n=3):
+    h = make([0.8, 0.85, 0.86][:n], batch_size=64, seed=0, versions={"torch": "x"})
+    recs = [h.records[0]] + [
+        EpochRecord(r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds, lr=0.1,
+                    val_loss=r.test_loss + 0.1, val_accuracy=r.test_accuracy - 0.01)
+        for r in h.trained]
+    h.records = recs
+    return h
+
+
+def test_str_is_a_table_with_status_and_settings():
+    h = make([0.8, 0.85])
+    h.reason = "used the whole budget of 2 epochs"
+    lines = str(h).splitlines()
+    assert lines[0] == "History of model=base, lr=0.1: completed, 2 epochs trained"
+    assert lines[1].split() == ["epoch", "train", "loss", "test", "loss", "test", "acc", "(%)",
+                                "seconds"]  # no val or lr columns for a run without them
+    assert lines[2].split() == ["0", "-", "2.3000", "10.00", "0.0"]
+    assert lines[4].split() == ["2", "0.5000", "0.5500", "85.00", "2.0"]
+    assert lines[5:] == ["used the whole budget of 2 epochs",
+                         "final test accuracy 85.00%, best 85.00%",
+                         "model=base, lr=0.1 (+1 more in .metadata)"]
+
+
+def test_val_and_lr_columns_appear_when_recorded():
+    header = str(with_val()).splitlines()[1]
+    assert "val loss" in header and "val acc (%)" in header and " lr " in header
+    assert str(with_val()).splitlines()[3].split()[-4:] == ["1.2000", "79.00", "0.1", "2.0"]
+
+
+def test_long_runs_show_first_and_last_epochs():
+    h = make([0.5] * 40)
+    lines = str(h).splitlines()
+    assert lines[2].split()[0] == "0" and lines[12].split()[0] == "..."
+    assert lines[22].split()[0] == "40"
+    assert "21 epochs not shown" in str(h)
+
+
+def test_repr_html_escapes_and_matches_the_text():
+    h = make([0.8], model="<b>net</b>")
+    h.reason = "a & b"
+    page = h._repr_html_()
+    assert page.startswith("<div>") and "<table>" in page and "<b>" not in page
+    assert "&lt;b&gt;net&lt;/b&gt;" in page and "a &amp; b" in page
+    assert page.count("<tr>") == 1 + 2  # header, epoch 0, epoch 1
+    assert "<td style=\"text-align:right\">80.00</td>" in page
+
+
+def test_repr_pretty_prints_the_table():
+    from IPython.lib.pretty import pretty
+
+    h = make([0.8])
+    assert pretty(h) == str(h)
+
+
+def test_to_csv_holds_every_record(tmp_path):
+    import csv
+
+    h = with_val()
+    path = h.to_csv(tmp_path / "sub" / "h.csv")
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds",
+                             "lr", "val_loss", "val_accuracy"]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert rows[0]["train_loss"] == "" and rows[0]["lr"] == ""  # None as an empty cell
+    back = [float(r["val_loss"]) for r in rows[1:]]
+    assert back == h.column("val_loss")  # full precision
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_to_dataframe_holds_every_record():
+    h = with_val()
+    frame = h.to_dataframe()
+    assert list(frame["epoch"]) == [0, 1, 2, 3]
+    assert list(frame["test_accuracy"]) == h.column("test_accuracy", include_initial=True)
+    assert math.isnan(frame["train_loss"][0]) and math.isnan(frame["lr"][0])
+    assert frame["lr"].dtype == "float64"
+    assert len(History().to_dataframe().columns) == 8
+
+
+def test_to_dataframe_without_pandas_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r'pip install "fmclassify\[pandas\]"'):
+        make([0.8]).to_dataframe()

@@ -1,4 +1,9 @@
-"""Keep the module layering of DESIGN.md honest: each module imports only from below it."""
+"""Keep the module layering of DESIGN.md honest.
+
+Each module imports only from below it (relative imports and lazy imports inside functions
+count too), the import graph has no cycle, and no module reads another module's underscore
+names (``from fmclassify.training import _x`` or ``training._x``).
+"""
 
 from __future__ import annotations
 
@@ -10,58 +15,147 @@ import pytest
 import fmclassify
 
 SRC = Path(fmclassify.__file__).parent
+MODULES = sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__")
 
 # Each module may import the fmclassify modules listed for it (lazily or not), nothing else.
 ALLOWED = {
     "exceptions": set(),
-    "history": {"plotting"},  # History.plot() imports plotting lazily
+    "_io": set(),
+    "_checks": {"exceptions"},
+    "_display": set(),
+    "_progress": {"_display"},
+    "_render": set(),
+    "_profile": {"exceptions"},
+    "history": {"_io", "_display", "plotting"},  # plotting lazily, from History.plot
+    "plotting": {"exceptions"},
     "callbacks": {"history"},
-    "registry": {"exceptions", "models"},  # models are registered on first lookup
+    "registry": {"exceptions"},  # the package imports models, which register themselves
     "models": {"exceptions", "registry"},
     "_formats": {"exceptions"},
     "_sources": {"exceptions", "_formats"},
     "_batching": {"exceptions"},
     "data": {"_batching", "exceptions", "_formats", "_sources"},
     "_rules": {"exceptions"},
-    "parameters": {"exceptions", "_rules"},
+    "parameters": {"exceptions", "_rules", "_profile", "_render"},
     "convergence": {"callbacks", "exceptions", "history"},
-    "gradients": {"callbacks", "exceptions", "history", "plotting"},
-    "plotting": {"history", "exceptions"},
-    "checkpoint": {"exceptions", "history"},
-    "training": {"callbacks", "checkpoint", "data", "exceptions", "history", "_fused"},
-    "_tables": set(),
+    "gradients": {"callbacks", "exceptions", "history", "plotting", "_flow"},
+    "_flow": {"exceptions"},
+    "activations": {"_render", "callbacks", "exceptions", "history", "plotting"},
+    "checkpoint": {"_io", "exceptions", "history"},
+    "recipes": {"_checks", "data", "exceptions"},
     "_fused": {"exceptions", "models"},
+    "steps": {"_fused", "callbacks", "recipes"},
+    "training": {"_checks", "_progress", "callbacks", "checkpoint", "data", "exceptions",
+                 "history", "recipes", "steps"},
+    "interpret": {"_checks", "_display", "data", "exceptions", "plotting"},
+    "lr_find": {"_checks", "_display", "data", "exceptions", "recipes", "plotting"},
+    "loggers": {"_checks", "_display", "_io", "callbacks", "exceptions", "history", "plotting"},
+    "runs": {"_checks", "_io", "convergence", "data", "exceptions", "gradients", "history",
+             "recipes", "registry", "steps", "training"},
+    "_tables": set(),
+    "experiments": {"_checks", "_display", "_io", "convergence", "data", "exceptions",
+                    "gradients", "history", "runs", "_tables", "plotting"},
     "_observations": {"experiments"},
-    "_together": {"_fused", "callbacks", "data", "history", "training"},
-    "experiments": {"_together", "convergence", "data", "exceptions", "gradients", "history",
-                    "registry", "training", "_tables", "plotting"},
-    "report": {"_observations", "_tables", "data", "exceptions", "experiments", "history",
-               "parameters", "registry", "plotting"},
-    "cli": {"callbacks", "exceptions", "history", "data", "registry", "parameters", "training",
-            "report"},
+    "report": {"_io", "_observations", "_tables", "data", "exceptions", "experiments",
+               "history", "parameters", "registry", "runs", "plotting"},
+    "cli": {"_checks", "callbacks", "exceptions", "history", "data", "recipes", "registry",
+            "parameters", "steps", "training", "report"},
 }
 
 
-def imported_fmclassify_modules(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "fmclassify":
-                found |= {a.name for a in node.names if a.name != "__version__"}
-            elif node.module.startswith("fmclassify."):
-                found.add(node.module.split(".")[1])
+def _resolve(node: ast.ImportFrom) -> str | None:
+    """The absolute module of an ``from ... import``, relative imports included."""
+    if node.level == 0:
+        return node.module
+    base = ["fmclassify"][: max(0, 2 - node.level)]  # modules sit directly in the package
+    return ".".join([*base, node.module] if node.module else base) or None
+
+
+def _typing_only(tree: ast.AST) -> set[int]:
+    """Nodes under ``if TYPE_CHECKING:``: imports for annotations, never executed."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skip
+
+
+def imports_of(path: Path) -> tuple[set[str], list[str]]:
+    """The fmclassify modules ``path`` imports, and the underscore names it reads of them."""
+    found: set[str] = set()
+    private: list[str] = []
+    aliases: dict[str, str] = {}
+    tree = ast.parse(path.read_text())
+    skip = _typing_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            module = _resolve(node)
+            if module == "fmclassify":
+                for a in node.names:
+                    if a.name != "__version__":
+                        found.add(a.name)
+                        aliases[a.asname or a.name] = a.name
+            elif module and module.startswith("fmclassify."):
+                name = module.split(".")[1]
+                found.add(name)
+                private += [f"{name}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names
-                      if a.name.startswith("fmclassify.")}
-    return found
+            for a in node.names:
+                if a.name.startswith("fmclassify."):
+                    name = a.name.split(".")[1]
+                    found.add(name)
+                    aliases[a.asname or a.name] = name
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            private.append(f"{aliases[node.value.id]}.{node.attr}")
+    return found, private
 
 
-@pytest.mark.parametrize("module", sorted(p.stem for p in SRC.glob("*.py")
-                                          if p.stem != "__init__"))
+GRAPH = {m: imports_of(SRC / f"{m}.py")[0] - {m} for m in MODULES}
+
+
+@pytest.mark.parametrize("module", MODULES)
 def test_module_imports_only_from_below(module):
     assert module in ALLOWED, f"new module {module}: add it to ALLOWED with its layer"
-    extra = imported_fmclassify_modules(SRC / f"{module}.py") - ALLOWED[module] - {module}
+    extra = GRAPH[module] - ALLOWED[module]
     assert not extra, f"{module} imports {sorted(extra)}, which DESIGN.md puts above it"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_module_reads_another_modules_underscore_names(module):
+    _, private = imports_of(SRC / f"{module}.py")
+    assert not private, f"{module} reads {private}: make them public, or the split is wrong"
+
+
+def test_the_import_graph_has_no_cycle():
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(GRAPH.get(m, ())):
+            if state.get(n) == 1:
+                pytest.fail(f"import cycle: {' -> '.join([*path, m, n])}")
+            if n in GRAPH and not state.get(n):
+                visit(n, [*path, m])
+        state[m] = 2
+
+    for m in MODULES:
+        if not state.get(m):
+            visit(m, [])
+
+
+def test_the_checker_sees_relative_imports_and_private_reads(tmp_path):
+    source = tmp_path / "probe.py"
+    source.write_text("from .training import _FINITE\nfrom . import steps\n"
+                      "import fmclassify.runs as r\nr._WORKER_DATA\n")
+    found, private = imports_of(source)
+    assert found == {"training", "steps", "runs"}
+    assert sorted(private) == ["runs._WORKER_DATA", "training._FINITE"]
 
 
 def test_public_names_are_exported_and_documented():

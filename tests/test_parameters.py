@@ -464,3 +464,148 @@ def test_reparametrized_layers_fall_back_to_their_tensors() -> None:
         "parameter weight, so its rule does not apply and its tensors are counted from numel."
     )
     assert not any("add one with" in n for n in report.notes)
+
+
+# ------------------------------------------------------- input_size: shapes and multiply-adds
+
+
+def conv_mult_adds(conv: nn.Conv2d, h_out: int, w_out: int) -> int:
+    """The hand formula: Cout * Hout * Wout * (Cin / groups) * kh * kw, per sample."""
+    kh, kw = conv.kernel_size
+    return conv.out_channels * h_out * w_out * (conv.in_channels // conv.groups) * kh * kw
+
+
+def test_input_size_adds_shapes_and_multiply_adds_by_hand_formula() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),  # (B, 8, 28, 28)
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 5, stride=2, groups=4),  # (B, 16, 12, 12)
+        nn.Flatten(),
+        nn.Linear(16 * 12 * 12, 10, bias=False),
+    )
+    report = count_parameters(model, input_size=(3, 1, 28, 28))
+    shapes = [r.output_shape for r in report.rows]
+    assert shapes == [(3, 8, 28, 28), (3, 16, 12, 12), (3, 10)]
+    batch = 3
+    expected = [
+        batch * conv_mult_adds(model[0], 28, 28),
+        batch * conv_mult_adds(model[2], 12, 12),
+        batch * (16 * 12 * 12) * 10,  # Linear: in * out per sample
+    ]
+    assert [r.mult_adds for r in report.rows] == expected
+    assert report.total_mult_adds == sum(expected)  # ReLU and Flatten add nothing
+    assert report.input_size == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    ("name", "mult_adds"),
+    [
+        ("base", [784 * 512, 512 * 512, 512 * 10]),
+        ("deeper", [32 * 28 * 28 * 1 * 9, 0, 64 * 12 * 12 * 32 * 9, 0, 2304 * 600, 600 * 120,
+                    120 * 10]),
+    ],
+)
+def test_course_models_multiply_adds(name: str, mult_adds: list[int]) -> None:
+    report = count_parameters(build_model(name), input_size=(1, 1, 28, 28))
+    assert [r.mult_adds for r in report.rows] == mult_adds  # batch norm counts 0
+    assert report.total_mult_adds == sum(mult_adds)
+    assert report.total == COURSE_TRAINABLE[name]
+
+
+def test_input_size_shows_two_more_columns_and_a_total() -> None:
+    report = count_parameters(build_model("base"), input_size=(1, 1, 28, 28))
+    lines = str(report).splitlines()
+    assert lines[0] == "Parameters of base (MLP), input (1, 1, 28, 28)"
+    assert lines[2].split() == ["Layer", "Type", "Formula", "Analytic", "numel", "Trainable",
+                                "Output", "shape", "Mult-adds", "Check"]
+    assert "(1, 512)" in lines[4] and "401,408" in lines[4]
+    assert "Total mult-adds:  668,672" in lines
+    md = report.to_markdown().splitlines()
+    assert md[2] == ("| Layer | Type | Formula | Analytic | numel | Trainable | Output shape | "
+                     "Mult-adds | Check |")
+    assert md[3] == "|---|---|---|---:|---:|---:|---|---:|---|"
+    assert md[4].endswith("| (1, 512) | 401,408 | ok |")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["input_size"] == [1, 1, 28, 28] and data["total_mult_adds"] == 668_672
+    assert data["rows"][2]["output_shape"] == [1, 10] and data["rows"][2]["mult_adds"] == 5_120
+
+
+def test_without_input_size_there_is_no_forward_pass_and_no_new_key() -> None:
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("forward must not run")
+
+    report = count_parameters(Broken())
+    assert report.total == 8 and report.input_size is None and report.total_mult_adds is None
+    assert "input_size" not in report.to_dict()
+    assert set(report.to_dict()["rows"][0]) == set(count_parameters(nn.Linear(3, 2)).to_dict()
+                                                   ["rows"][0])
+    with pytest.raises(ParameterCountError, match=r"forward pass of Broken on zeros of "
+                       r"input_size \(1, 3\) failed: RuntimeError: forward must not run; pass"):
+        count_parameters(Broken(), input_size=(1, 3))
+
+
+def test_the_forward_pass_restores_every_training_flag() -> None:
+    model = build_model("deeper")
+    model.train()
+    model.layer1[1].eval()  # a frozen batch norm inside a training model
+    flags = [m.training for m in model.modules()]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count_parameters(model, input_size=(2, 1, 28, 28))
+    assert [m.training for m in model.modules()] == flags
+    after = model.state_dict()  # eval mode: batch-norm running statistics untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_tied_module_and_tensor_rows_under_input_size() -> None:
+    block = nn.Linear(4, 4)
+    model = nn.Sequential(block, nn.ReLU(), block)
+    rows = count_parameters(model, input_size=(1, 4)).rows
+    assert [(r.output_shape, r.mult_adds) for r in rows] == [((1, 4), 2 * 16), (None, None)]
+
+    class WithToken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(4))
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x + self.token)
+
+    rows = count_parameters(WithToken(), input_size=(5, 4)).rows
+    assert [(r.name, r.output_shape, r.mult_adds) for r in rows] == [
+        ("token", None, None), ("fc", (5, 2), 5 * 4 * 2)]
+
+
+@pytest.mark.parametrize("bad", [(), (1, 0, 28), (1, 1.5), "1x28x28", 28, (1, True)])
+def test_invalid_input_size_is_rejected(bad) -> None:
+    from fmclassify.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"input_size must be a non-empty sequence of integers "
+                                          r">= 1, batch first, e\.g\. \(1, 1, 28, 28\)"):
+        count_parameters(nn.Linear(2, 2), input_size=bad)
+
+
+def test_notebook_displays() -> None:
+    report = count_parameters(build_model("deeper"))
+    html = report._repr_html_()
+    assert html.count("<tr>") == 1 + len(report.rows)
+    assert "((m*n*d)+1)*k = ((3*3*1)+1)*32 = 320" in html  # the formula column
+    assert "<th" in html and "Total parameters: 1,475,338" in html
+
+    class Printer:
+        def __init__(self) -> None:
+            self.out = ""
+
+        def text(self, s: str) -> None:
+            self.out += s
+
+    printer = Printer()
+    report._repr_pretty_(printer, False)
+    assert printer.out + "\n" == str(report)
+    escaped = count_parameters(nn.Linear(2, 2), name="<b>x</b>")._repr_html_()
+    assert "&lt;b&gt;x&lt;/b&gt;" in escaped and "<b>x</b>" not in escaped

@@ -195,3 +195,71 @@ def test_gradient_plot_leaves_gaps_for_values_json_wrote_as_none():
     ydata = list(fig.axes[0].get_lines()[0].get_ydata())
     assert ydata[0] == 0.1 and ydata[2] == 0.3
     assert math.isnan(ydata[1]) and math.isinf(ydata[3])
+
+
+# -- every figure shows as a picture in a notebook, and none is kept alive by pyplot ----------
+
+def test_new_figure_is_a_plain_figure_that_renders_a_png() -> None:
+    from fmclassify.plotting import new_figure
+
+    fig = new_figure(figsize=(3.0, 2.0))
+    assert isinstance(fig, Figure) and fig.get_layout_engine() is not None  # constrained
+    assert fig._repr_png_() is None  # as IPython: no blank area for a figure without axes
+    fig.subplots().plot([0, 1], [1, 0])
+    assert fig._repr_png_().startswith(b"\x89PNG")
+    assert new_figure(layout=None).get_layout_engine() is None
+
+
+def sample_figures() -> dict[str, Figure]:
+    """One figure per public plot function of fmclassify.plotting (add one for a new plot)."""
+    from fmclassify import plotting
+
+    return {
+        "plot_history": plotting.plot_history(make_history()),
+        "plot_comparison": plotting.plot_comparison([make_history(), make_history(lr=0.01)]),
+        "plot_gradients": plotting.plot_gradients([1.0, 2.0], per_layer={"w": [1.0, 0.5]}),
+        "plot_confusion_matrix": plotting.plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"]),
+        "plot_top_losses": plotting.plot_top_losses([[[0.0, 1.0], [1.0, 0.0]]], ["t"]),
+        "plot_lr_find": plotting.plot_lr_find([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5],
+                                              [2.3, 2.1, 2.2], {"steepest": 1e-2}),
+        "plot_gradient_flow": plotting.plot_gradient_flow({"w": [0.1, 0.2], "b": [0.01, 0.02]}),
+        "plot_gradient_heatmap": plotting.plot_gradient_heatmap({"w": [1e-3, 2e-3]}),
+        "plot_activation_stats": plotting.plot_activation_stats(
+            {"relu": [{"epoch": 1, "dead_fraction": 0.1, "mean": 0.5, "std": 0.2}]}),
+    }
+
+
+def test_every_plot_shows_as_a_png_through_ipython_display() -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    from fmclassify import plotting
+
+    figures = sample_figures()
+    public = {n for n in plotting.__all__ if n.startswith("plot_")}
+    assert public <= set(figures), f"add a sample call for {sorted(public - set(figures))}"
+    formatter = DisplayFormatter()  # what a notebook kernel uses, with nothing registered
+    for name, fig in figures.items():
+        data, _ = formatter.format(fig)
+        assert "image/png" in data, f"{name} would show as text in a fresh notebook kernel"
+
+
+def test_figures_are_freed_when_unreferenced() -> None:
+    import gc
+    import weakref
+
+    ref = weakref.ref(plot_history(make_history()))
+    gc.collect()
+    assert ref() is None  # nothing (pyplot's figure manager) keeps a figure alive
+
+
+def test_plot_history_draws_the_validation_split() -> None:
+    h = make_history()
+    h.records = [h.records[0]] + [
+        EpochRecord(r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds,
+                    val_loss=0.9 / r.epoch, val_accuracy=r.test_accuracy - 0.05)
+        for r in h.trained]
+    fig = plot_history(h)
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["train", "test", "val"]
+    assert xdata(fig, 0, 2) == [1, 2, 3] and ydata(fig, 0, 2) == pytest.approx([0.9, 0.45, 0.3])
+    assert ydata(fig, 1, 1) == pytest.approx([65.0, 75.0, 80.0])
+    assert fig.axes[1].get_ylabel() == "accuracy (%)"

@@ -69,8 +69,8 @@ def test_autograd_step_equals_a_hand_written_loop_bit_for_bit(tiny_data):
     train, test = tiny_data
     model = tiny_model()
     oracle = copy.deepcopy(model)
-    h = trainer(model, epochs=1, shuffle=False, fused=False).fit(train, test)
-    assert h.metadata["step"] == "autograd (switched off (fused=False))"
+    h = trainer(model, epochs=1, shuffle=False, step="autograd").fit(train, test)
+    assert h.metadata["step"] == "autograd"
     hand_loop(oracle, train)
     for p, q in zip(model.parameters(), oracle.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
@@ -128,7 +128,23 @@ def test_huge_lr_ends_diverged_without_nan_in_records(tiny_data):
     ({"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
     ({"batch_size": 0}, r"batch_size must be an integer >= 1, got 0"),
     ({"batch_size": 2.5}, r"batch_size must be an integer >= 1, got 2.5"),
-    ({"optimizer": "sgdd"}, r"unknown optimizer 'sgdd'; choose one of sgd, adam, adamw"),
+    ({"optimizer": "sgdd"}, r"unknown optimizer 'sgdd'; did you mean 'sgd'\? choose one of "
+                            r"'sgd', 'adam', 'adamw', or a callable"),
+    ({"momentum": 1.0}, r"momentum must be >= 0 and < 1, got 1.0"),
+    ({"nesterov": True}, r"nesterov=True needs optimizer='sgd' with momentum > 0"),
+    ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0, got -1"),
+    ({"schedule": "cosin"}, r"unknown schedule 'cosin'; did you mean 'cosine'\?"),
+    ({"warmup_epochs": 2}, r"warmup_epochs \(2\) must be smaller than epochs \(2\)"),
+    ({"label_smoothing": 1.0}, r"label_smoothing must be a number in \[0, 1\), got 1.0"),
+    ({"clip_grad_norm": 0}, r"clip_grad_norm must be a finite number > 0, got 0"),
+    ({"augment": ["flipp"]}, r"unknown augmentation 'flipp'; did you mean 'flip'\?"),
+    ({"val_split": 1.5}, r"val_split must be a fraction in \(0, 1\) or a count >= 1, got 1.5"),
+    ({"val_split": 0}, r"val_split must be a fraction in \(0, 1\) or a count >= 1, got 0"),
+    ({"precision": "fp16"}, r"unknown precision 'fp16'; .*choose one of 'fp32', 'bf16'"),
+    ({"ema": 1.0}, r"ema must be a number strictly between 0 and 1, got 1.0"),
+    ({"step": "fastest"}, r"unknown step 'fastest'; choose one of 'auto', 'autograd'"),
+    ({"step": "fused", "momentum": 0.9}, r"step='fused' cannot train this run: the recipe is "
+                                         r"not plain SGD"),
     ({"seed": "x"}, r"seed must be an integer"),
     ({"device": "tpu9"}, r"unknown device 'tpu9'"),
     ({"callbacks": [object()]}, r"lacks the hooks .* subclass fmclassify.CallbackBase"),
@@ -229,6 +245,7 @@ class Interrupt(CallbackBase):
 
 @pytest.mark.parametrize("how", ["keyboard", "sigterm"])
 def test_interrupt_keeps_finished_epochs(tiny_data, tmp_path, how):
+    before = signal.getsignal(signal.SIGTERM)
     ckpt = tmp_path / "run.ckpt"
     t = trainer(epochs=4, callbacks=[Interrupt(at_step=8 * 2 + 3, how=how)], checkpoint=ckpt)
     with pytest.raises(TrainingInterrupted) as info:
@@ -238,18 +255,37 @@ def test_interrupt_keeps_finished_epochs(tiny_data, tmp_path, how):
     assert info.value.signum == (signal.SIGINT if how == "keyboard" else signal.SIGTERM)
     saved = fmc.History.from_dict(torch.load(ckpt, weights_only=True)["history"])
     assert saved.epochs_trained == 2  # the state of the last finished epoch
-    assert signal.getsignal(signal.SIGTERM) is not None  # handler restored, not leaked
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler restored, not leaked
+
+
+def test_sigterm_handler_set_outside_python_is_replaced_by_the_default(monkeypatch):
+    from fmclassify import training
+
+    real = signal.signal
+    calls = []
+
+    def fake(sig, handler):
+        calls.append(handler)
+        previous = real(sig, handler)
+        return None if len(calls) == 1 else previous  # as for a handler installed from C
+
+    monkeypatch.setattr(training.signal, "signal", fake)
+    with training.sigterm_as_interrupt():
+        pass
+    monkeypatch.undo()
+    assert calls[-1] is signal.SIG_DFL  # restored to the default, no TypeError
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_resume_equals_an_uninterrupted_run(tiny_data, tmp_path):
     # The interrupting callback needs a per-step hook, so all three runs use autograd.
-    straight = trainer(tiny_model(), epochs=4, fused=False)
+    straight = trainer(tiny_model(), epochs=4, step="autograd")
     h_straight = straight.fit(*tiny_data)
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(TrainingInterrupted):
-        trainer(tiny_model(), epochs=4, checkpoint=ckpt, fused=False,
+        trainer(tiny_model(), epochs=4, checkpoint=ckpt, step="autograd",
                 callbacks=[Interrupt(at_step=8 * 2 + 5)]).fit(*tiny_data)
-    resumed = trainer(tiny_model(), epochs=4, checkpoint=ckpt, fused=False)
+    resumed = trainer(tiny_model(), epochs=4, checkpoint=ckpt, step="autograd")
     h_resumed = resumed.fit(*tiny_data, resume=True)
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     assert h_resumed.status == "completed"
@@ -318,7 +354,7 @@ class Kill(CallbackBase):
 train, test = fmc.load_dataset("fashion-mnist", root="{root}", download=False)
 train, test = train.subset({n_train}), test.subset({n_test})
 model = fmc.build_model("base", seed=0)
-fmc.Trainer(model, lr=0.1, epochs=4, checkpoint="{ckpt}", progress=False, fused=False,
+fmc.Trainer(model, lr=0.1, epochs=4, checkpoint="{ckpt}", progress=False, step="autograd",
             callbacks=[Kill()]).fit(train, test)
 """
 
@@ -343,10 +379,10 @@ def test_sigkill_mid_epoch_then_resume_equals_a_straight_run(real_data, tmp_path
     train, test = real_data[0].subset(n_train), real_data[1].subset(n_test)
     # The killing callback needs a per-step hook, so all three runs use autograd.
     resumed = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, checkpoint=ckpt,
-                          progress=False, fused=False)
+                          progress=False, step="autograd")
     h_resumed = resumed.fit(train, test, resume=True)
     straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, progress=False,
-                           fused=False)
+                           step="autograd")
     h_straight = straight.fit(train, test)
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     for p, q in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from fmclassify.activations import ActivationStats
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import ImageDataset, list_datasets, load_dataset
@@ -29,6 +30,7 @@ from fmclassify.exceptions import (
     ParameterCountError,
     UnknownDatasetError,
     UnknownModelError,
+    WorkerLostError,
 )
 from fmclassify.experiments import (
     ExperimentResult,
@@ -39,6 +41,9 @@ from fmclassify.experiments import (
 )
 from fmclassify.gradients import GradientTracer
 from fmclassify.history import EpochRecord, History
+from fmclassify.interpret import Interpretation, interpret
+from fmclassify.loggers import CSVLogger, LivePlot, TensorBoardLogger
+from fmclassify.lr_find import LRFinderResult, lr_find
 from fmclassify.models import MLP, CourseCNN
 from fmclassify.parameters import (
     ParameterReport,
@@ -46,7 +51,9 @@ from fmclassify.parameters import (
     count_parameters,
     register_parameter_rule,
 )
+from fmclassify.recipes import Recipe
 from fmclassify.registry import ModelSpec, build_model, list_models, register_model
+from fmclassify.runs import RunResult, RunSpec, RunStore, run_many
 from fmclassify.training import Trainer, TrainingInterrupted
 
 try:
@@ -57,6 +64,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "MLP",
+    "ActivationStats",
+    "CSVLogger",
     "Callback",
     "CallbackBase",
     "CheckpointError",
@@ -72,25 +81,37 @@ __all__ = [
     "GradientTracer",
     "History",
     "ImageDataset",
+    "Interpretation",
+    "LRFinderResult",
+    "LivePlot",
     "ModelSpec",
     "ParameterCountError",
     "ParameterReport",
     "ParameterRow",
+    "Recipe",
     "RunContext",
+    "RunResult",
+    "RunSpec",
+    "RunStore",
+    "TensorBoardLogger",
     "Trainer",
     "TrainingInterrupted",
     "UnknownDatasetError",
     "UnknownModelError",
+    "WorkerLostError",
     "__version__",
     "build_model",
     "compare_models",
     "convergence_study",
     "count_parameters",
     "gradient_study",
+    "interpret",
     "list_datasets",
     "list_models",
     "load_dataset",
+    "lr_find",
     "lr_sweep",
     "register_model",
     "register_parameter_rule",
+    "run_many",
 ]

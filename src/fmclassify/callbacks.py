@@ -45,6 +45,9 @@ class RunContext:
     step : int
         Training steps taken so far (0-based index of the step in progress during
         ``on_after_backward``).
+    optimizer : torch.optim.Optimizer or None
+        The run's optimizer; ``optimizer.param_groups[0]["lr"]`` is the learning rate of the
+        step in progress (a schedule changes it per step). ``None`` outside a Trainer.
 
     Examples
     --------
@@ -60,6 +63,7 @@ class RunContext:
     epochs: int
     epoch: int = 0
     step: int = 0
+    optimizer: torch.optim.Optimizer | None = None
     stop_requested: bool = False
     stop_status: Status = "stopped"
     stop_reason: str = ""
@@ -108,8 +112,11 @@ class Callback(Protocol):
 class CallbackBase:
     """A callback whose hooks do nothing; subclass it and override the ones you need.
 
-    Set ``needs_gradients = False`` in a subclass that does not use ``on_after_backward``; the
-    trainer then skips that hook and may use its faster fused step.
+    Set ``needs_gradients = False`` in a subclass that neither uses ``on_after_backward`` nor
+    hooks into the model's own forward or backward pass; the trainer then skips that hook and
+    may use a faster step than autograd (``Trainer(step="auto")``). Left ``True`` (the
+    default, and what the trainer assumes of a callback without the attribute), every step
+    runs through the model's modules and autograd.
 
     Examples
     --------

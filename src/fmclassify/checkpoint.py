@@ -1,13 +1,14 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
-A checkpoint holds the model and optimizer states, the random states (the shuffling generator
-and torch's global generator, which drives dropout), the step counter, the callbacks' states
-and the History so far. It is written atomically after every finished epoch, and it loads with
+A checkpoint holds the model and optimizer states, the learning-rate schedule's and the weight
+average's (EMA) states, the random states (the shuffling and augmentation generator and torch's
+global generator, which drives dropout), the step counter, the callbacks' states and the
+History so far. It is written atomically after every finished epoch, and it loads with
 ``torch.load(..., weights_only=True)``: it contains only tensors and plain Python data, so
 loading one never runs code.
 
 A checkpoint remembers the configuration that wrote it. Resuming with another model, learning
-rate, batch size, optimizer, seed or data is refused with a message naming both, since the
+rate, batch size, recipe, seed or data is refused with a message naming both, since the
 continued run would silently be a different experiment.
 """
 
@@ -21,16 +22,19 @@ from typing import Any
 
 import torch
 
+from fmclassify._io import atomic_write_bytes
 from fmclassify.exceptions import CheckpointError
-from fmclassify.history import History, atomic_write_bytes
+from fmclassify.history import History
 
 __all__ = ["CONFIG_KEYS", "load_checkpoint", "read_checkpoint_history", "save_checkpoint"]
 
 _FORMAT = "fmclassify.checkpoint/1"
 
 #: Metadata keys that must match for a checkpoint to be resumed.
-CONFIG_KEYS = ("model", "parameters", "lr", "batch_size", "optimizer", "seed", "shuffle",
-               "dataset", "train_size", "test_size", "data_checksum")
+CONFIG_KEYS = ("model", "parameters", "lr", "batch_size", "optimizer", "momentum", "nesterov",
+               "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "clip_grad_norm",
+               "augment", "val_split", "precision", "ema", "seed", "shuffle", "dataset",
+               "train_size", "val_size", "test_size", "data_checksum")
 
 
 def save_checkpoint(
@@ -42,6 +46,7 @@ def save_checkpoint(
     generator: torch.Generator,
     step: int,
     callbacks: Sequence[object] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
@@ -59,6 +64,8 @@ def save_checkpoint(
         Training steps taken so far.
     callbacks : sequence
         Callbacks with a ``state_dict()`` method have it saved, by position.
+    extra : mapping, optional
+        Further states by name (the Trainer's schedule and EMA), tensors and plain data only.
 
     Returns
     -------
@@ -75,6 +82,7 @@ def save_checkpoint(
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "step": step,
         "callbacks": [_callback_state(cb) for cb in callbacks],
+        "extra": dict(extra or {}),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -124,7 +132,7 @@ def load_checkpoint(
     metadata: Mapping[str, Any],
     generator: torch.Generator,
     callbacks: Sequence[object] = (),
-) -> tuple[History, int]:
+) -> tuple[History, int, dict[str, Any]]:
     """Restore a checkpoint into the given objects.
 
     Parameters
@@ -141,8 +149,8 @@ def load_checkpoint(
 
     Returns
     -------
-    (History, int)
-        The saved History and the number of training steps taken.
+    (History, int, dict)
+        The saved History, the number of training steps taken, and the ``extra`` states.
 
     Raises
     ------
@@ -173,4 +181,4 @@ def load_checkpoint(
         load = getattr(callback, "load_state_dict", None)
         if state is not None and callable(load):
             load(state)
-    return saved, int(payload["step"])
+    return saved, int(payload["step"]), dict(payload.get("extra", {}))

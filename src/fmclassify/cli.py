@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--optimizer", default="sgd", help="sgd, adam or adamw (default: sgd)")
+    _add_recipe_args(p)
     p.add_argument("--no-shuffle", action="store_true", help="keep the quickstart batch order")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     _add_data_args(p)
@@ -77,6 +78,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The training recipe's flags (defaults: the course's plain SGD)."""
+    g = p.add_argument_group("recipe (defaults: the course's plain SGD at a constant rate)")
+    g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    g.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: 0)")
+    g.add_argument("--schedule", default=None,
+                   help="learning-rate schedule: step, cosine or one-cycle (default: constant)")
+    g.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up epochs")
+    g.add_argument("--label-smoothing", type=float, default=0.0, help="of the training loss")
+    g.add_argument("--clip-grad-norm", type=float, default=None, help="max gradient norm")
+    g.add_argument("--augment", default=None, help="comma-separated: flip, crop")
+    g.add_argument("--val-split", type=_fraction_or_count, default=None,
+                   help="hold out this fraction (0.1) or count (5000) of the training set")
+    g.add_argument("--precision", default="fp32", help="fp32 or bf16 (default: fp32)")
+    g.add_argument("--ema", type=float, default=None, help="EMA decay of the weights, e.g. 0.999")
+    g.add_argument("--step", default="auto",
+                   help="auto, autograd, fused or compiled (default: auto, the fastest allowed)")
+
+
+def _fraction_or_count(text: str) -> float | int:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a fraction such as 0.1 or a count such as 5000, got {text!r}") from None
+
+
+def _recipe(args: argparse.Namespace) -> dict[str, object]:
+    """The recipe keyword arguments of the Trainer from the command line."""
+    augment = None if args.augment is None else [
+        a.strip() for a in args.augment.split(",") if a.strip()]
+    return {"optimizer": args.optimizer, "momentum": args.momentum, "nesterov": args.nesterov,
+            "weight_decay": args.weight_decay, "schedule": args.schedule,
+            "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing,
+            "clip_grad_norm": args.clip_grad_norm, "augment": augment,
+            "val_split": args.val_split, "precision": args.precision, "ema": args.ema}
 
 
 def _add_shape_args(p: argparse.ArgumentParser) -> None:
@@ -141,10 +184,21 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from fmclassify._checks import check_choice, check_int, check_lr, check_seed
     from fmclassify.data import load_dataset
-    from fmclassify.registry import build_model
+    from fmclassify.recipes import Recipe
+    from fmclassify.registry import build_model, get_model_spec
+    from fmclassify.steps import STEPS
     from fmclassify.training import Trainer, TrainingInterrupted
 
+    # every argument is checked before the data is loaded
+    get_model_spec(args.model)
+    check_lr(args.lr)
+    check_int("epochs", args.epochs)
+    check_int("batch_size", args.batch_size)
+    check_seed(args.seed)
+    check_choice("step", args.step, STEPS)
+    Recipe(**_recipe(args)).check_budget(args.epochs)  # type: ignore[arg-type]
     if args.resume and args.checkpoint is None:
         print("fmclassify: error: --resume needs --checkpoint PATH (the file to continue from)",
               file=sys.stderr)
@@ -163,9 +217,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         seed=args.seed)
     printer = _EpochPrinter()
     trainer = Trainer(model, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                      optimizer=args.optimizer, seed=args.seed, shuffle=not args.no_shuffle,
+                      seed=args.seed, shuffle=not args.no_shuffle, step=args.step,
                       device=args.device, callbacks=[printer], progress=not args.no_progress,
-                      checkpoint=args.checkpoint)
+                      checkpoint=args.checkpoint, **_recipe(args))  # type: ignore[arg-type]
     print(f"training {args.model} on {train.name} ({len(train):,} train / {len(test):,} test "
           f"images) with lr {args.lr:g}, batch {args.batch_size}, on {trainer.device}")
     try:
@@ -209,7 +263,7 @@ class _EpochPrinter(CallbackBase):
 
 def _cmd_assignment(args: argparse.Namespace) -> int:
     from fmclassify.data import load_dataset
-    from fmclassify.report import run_assignment, total_runs
+    from fmclassify.report import check_assignment, run_assignment, total_runs
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
@@ -218,6 +272,7 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
         print(f"fmclassify: error: --lrs must be comma-separated numbers, got {args.lrs!r}",
               file=sys.stderr)
         return EXIT_USAGE
+    check_assignment(args.budget, args.seeds, models, lrs)  # before the data is loaded
     data = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
     total = total_runs(args.seeds, models, lrs)
     overall = tqdm(total=total, desc="assignment runs", unit="run", disable=args.no_progress)

@@ -53,14 +53,14 @@ if TYPE_CHECKING:
 
     from fmclassify.history import EpochRecord, History
 
-__all__ = ["ConvergenceDetector", "Goal", "Metric", "Mode", "Reference"]
+__all__ = ["ConvergenceDetector", "Goal", "Metric", "Mode", "Reference", "watched_value"]
 
-Metric = Literal["test_accuracy", "test_loss", "train_loss"]
+Metric = Literal["test_accuracy", "test_loss", "train_loss", "val_accuracy", "val_loss"]
 Mode = Literal["abs", "rel"]
 Reference = Literal["previous", "best"]
 Goal = Literal["max", "min"]
 
-_METRICS = ("test_accuracy", "test_loss", "train_loss")
+_METRICS = ("test_accuracy", "test_loss", "train_loss", "val_accuracy", "val_loss")
 _MODES = ("abs", "rel")
 _REFERENCES = ("previous", "best")
 _GOALS = ("max", "min")
@@ -95,8 +95,13 @@ class ConvergenceDetector(CallbackBase):
         of the reference for ``mode="rel"`` (``0.001`` is 0.1 %).
     patience : int, default 3
         Consecutive quiet epochs needed; ``1`` means one quiet epoch is enough.
-    metric : {"test_accuracy", "test_loss", "train_loss"}, default "test_accuracy"
+    metric : str, default "test_accuracy"
+        One of ``"test_accuracy"``, ``"test_loss"``, ``"train_loss"``, ``"val_accuracy"``,
+        ``"val_loss"``.
         The :class:`~fmclassify.history.EpochRecord` field watched by the callback adapter.
+        In a run that holds out a validation split (``Trainer(val_split=...)``), the test
+        metrics are read from the validation split instead, so the test set never picks an
+        epoch (the course's own protocol, without a split, watches the test set).
     mode : {"abs", "rel"}, default "abs"
         Compare the absolute change, or the change relative to the reference value.
     window : int, default 1
@@ -376,7 +381,7 @@ class ConvergenceDetector(CallbackBase):
 
     def on_epoch_end(self, run: RunContext, record: EpochRecord) -> None:
         """Feed the record's metric to :meth:`update`; request a stop once converged."""
-        value = getattr(record, self.metric)
+        value = watched_value(record, self.metric)
         if value is None:  # train_loss of an untrained epoch 0; the trainer does not pass it
             return
         was_best_epoch = self.best_epoch
@@ -403,6 +408,24 @@ class ConvergenceDetector(CallbackBase):
             run.model.load_state_dict(self._best_state)
             self.restored_epoch = self.best_epoch
             history.metadata["restored_best_epoch"] = self.best_epoch
+
+
+def watched_value(record: EpochRecord, metric: str) -> float | None:
+    """The value of ``metric`` in ``record``: a test metric from the validation split if any.
+
+    Examples
+    --------
+    >>> from fmclassify.history import EpochRecord
+    >>> r = EpochRecord(3, 0.5, 0.4, 0.86, 1.0, val_loss=0.45, val_accuracy=0.84)
+    >>> watched_value(r, "test_accuracy"), watched_value(r, "train_loss")
+    (0.84, 0.5)
+    """
+    if metric.startswith("test_"):
+        held_out = getattr(record, "val_" + metric[len("test_"):])
+        if held_out is not None:
+            return float(held_out)
+    value = getattr(record, metric)
+    return None if value is None else float(value)
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ __all__ = [
     "ParameterCountError",
     "UnknownDatasetError",
     "UnknownModelError",
+    "WorkerLostError",
 ]
 
 
@@ -149,4 +150,12 @@ class CheckpointError(FmClassifyError):
     Traceback (most recent call last):
     ...
     fmclassify.exceptions.CheckpointError: checkpoint 'other-run.ckpt' belongs to another run ...
+    """
+
+
+class WorkerLostError(FmClassifyError):
+    """A worker process died (killed, out of memory) before its run finished.
+
+    The runs that finished before are kept in the store; calling the same function again
+    trains only the missing ones.
     """

@@ -1,282 +1,53 @@
 """The course's questions as functions: sweeps, convergence, model comparison, gradients.
 
-Each function trains a set of runs and returns an :class:`ExperimentResult` with the runs'
-Histories, a table (:meth:`ExperimentResult.table`), Markdown, figures and JSON. Given a
-``store`` folder, every finished run is saved there as JSON keyed by its full configuration
-and never trained twice, and an unfinished run continues from its last finished epoch: rerun
-the same call after an interrupt and it picks up where it stopped.
+Each function checks all of its arguments, then trains a set of runs (:mod:`fmclassify.runs`)
+and returns an :class:`ExperimentResult` with the runs' Histories, a table
+(:meth:`ExperimentResult.table`), Markdown, figures and JSON. Given a ``store`` folder, every
+finished run is saved there as JSON keyed by its full configuration and never trained twice,
+and an unfinished run continues from its last finished epoch: rerun the same call after an
+interrupt and it picks up where it stopped.
 
 Tables name what the course left ambiguous: ``final_accuracy`` (after the last epoch),
 ``best_accuracy`` (the highest over the epochs) and ``mean_accuracy`` (the mean over the
 epochs, the course's "Avg Accuracy") are separate columns; accuracies are fractions.
 
-Runs of one plain MLP trained with SGD that differ only in learning rate and seed are trained
-together by default (``together=True``): on a CPU side by side, one run per core, each in a
-Python thread with one intra-op thread (``torch.set_num_threads(1)``, which holds for the whole
-process, while an epoch trains); on a GPU as one batched model. Each run equals its
-one-by-one twin within float rounding (a GEMM on one thread rounds differently from one split
-over two; on a CPU a run trained together equals bit for bit the same run trained alone under
-``torch.set_num_threads(1)``). Pass ``together=False`` for runs computed exactly as
-:class:`~fmclassify.Trainer` computes them alone.
+On a CPU with several cores the runs train in parallel processes, one per core, each a plain
+:meth:`fmclassify.Trainer.fit` with its share of the intra-op threads (``workers=1`` trains
+them one by one in this process; ``executor=`` sends them anywhere a
+:class:`concurrent.futures.Executor` reaches). A run's numbers depend on its thread count
+only through float rounding: a run trained in a one-thread worker equals bit for bit the same
+run trained alone under ``torch.set_num_threads(1)``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import statistics
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from fmclassify._checks import check_int, check_lr, check_seeds, check_values
+from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify.convergence import ConvergenceDetector
-from fmclassify.data import ImageDataset, load_dataset
+from fmclassify.data import load_dataset
 from fmclassify.exceptions import ConfigError
 from fmclassify.gradients import GradientTracer
-from fmclassify.history import History, atomic_write_bytes
-from fmclassify.registry import build_model
-from fmclassify.training import Trainer
+from fmclassify.history import History
+from fmclassify.runs import RECIPE_FIELDS, Data, RunResult, RunSpec, RunStore, data_id, run_many
 
 __all__ = [
     "ExperimentResult",
-    "RunResult",
-    "RunSpec",
-    "RunStore",
     "compare_models",
     "convergence_study",
     "gradient_study",
     "lr_sweep",
-    "run_one",
 ]
 
-Data = tuple[ImageDataset, ImageDataset]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """The full configuration of one run; two equal specs give the same numbers.
-
-    Parameters
-    ----------
-    model : str
-        Registered model name.
-    lr : float
-        Learning rate.
-    epochs : int
-        Epoch budget.
-    seed : int
-        Seeds the weights, the shuffling and dropout.
-    batch_size, optimizer, shuffle
-        As for :class:`~fmclassify.Trainer`.
-    fused : bool
-        Allow the Trainer's fused MLP step (``Trainer(fused=...)``).
-    detector : dict, optional
-        Keyword arguments of a :class:`~fmclassify.ConvergenceDetector`.
-    tracer : dict, optional
-        Keyword arguments of a :class:`~fmclassify.GradientTracer`.
-    data : str
-        Identifies the data: name, sizes and checksum.
-    """
-
-    model: str
-    lr: float
-    epochs: int
-    seed: int = 0
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    shuffle: bool = True
-    fused: bool = True
-    detector: tuple[tuple[str, Any], ...] | None = None
-    tracer: tuple[tuple[str, Any], ...] | None = None
-    data: str = ""
-
-    @property
-    def key(self) -> str:
-        """A file-name-safe key: readable prefix plus a hash of the whole configuration."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        digest = hashlib.sha256(blob).hexdigest()[:12]
-        return f"{self.model}-lr{self.lr:g}-e{self.epochs}-s{self.seed}-{digest}"
-
-    @property
-    def label(self) -> str:
-        """A short label for legends: ``"base lr=0.1"``."""
-        return f"{self.model} lr={self.lr:g}"
-
-
-@dataclass
-class RunResult:
-    """One finished (or ended) run: its spec, History and optional gradient trace."""
-
-    spec: RunSpec
-    history: History
-    gradients: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; :meth:`from_dict` reads it back."""
-        return {"spec": asdict(self.spec), "history": self.history.to_dict(),
-                "gradients": self.gradients}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        """Rebuild a result written by :meth:`to_dict`."""
-        raw = dict(data["spec"])
-        for k in ("detector", "tracer"):
-            if raw.get(k) is not None:
-                raw[k] = tuple((a, _freeze(b)) for a, b in raw[k])
-        return cls(RunSpec(**raw), History.from_dict(data["history"]), data.get("gradients"))
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-class RunStore:
-    """A folder of finished runs (``KEY.json``) and unfinished ones' checkpoints (``KEY.ckpt``).
-
-    Parameters
-    ----------
-    folder : path-like
-        Created if missing.
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def json_path(self, spec: RunSpec) -> Path:
-        """Where the finished run of ``spec`` is stored."""
-        return self.folder / f"{spec.key}.json"
-
-    def checkpoint_path(self, spec: RunSpec) -> Path:
-        """Where the unfinished run of ``spec`` keeps its checkpoint."""
-        return self.folder / f"{spec.key}.ckpt"
-
-    def load(self, spec: RunSpec) -> RunResult | None:
-        """The stored result of ``spec``, or None when it has not finished."""
-        path = self.json_path(spec)
-        if not path.exists():
-            return None
-        with open(path, encoding="utf-8") as fh:
-            return RunResult.from_dict(json.load(fh))
-
-    def save(self, result: RunResult) -> Path:
-        """Store a finished run atomically and drop its checkpoint."""
-        text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
-        path = atomic_write_bytes(self.json_path(result.spec), text.encode())
-        self.checkpoint_path(result.spec).unlink(missing_ok=True)
-        return path
-
-
-def data_id(train: ImageDataset, test: ImageDataset) -> str:
-    """Identify a data pair for run keys: name, sizes and checksums."""
-    return f"{train.name}:{len(train)}:{len(test)}:{train.checksum[:16]}:{test.checksum[:16]}"
-
-
-def _trainer(spec: RunSpec, data: Data, store: RunStore | None, progress: bool,
-             device: str) -> tuple[Trainer, GradientTracer | None]:
-    train, _ = data
-    c, h, _ = train.image_shape
-    model = build_model(spec.model, num_classes=train.num_classes, in_channels=c,
-                        image_size=h, seed=spec.seed)
-    detector = ConvergenceDetector(**dict(spec.detector)) if spec.detector else None
-    tracer = GradientTracer(**dict(spec.tracer)) if spec.tracer else None
-    callbacks = [cb for cb in (detector, tracer) if cb is not None]
-    trainer = Trainer(model, lr=spec.lr, epochs=spec.epochs, batch_size=spec.batch_size,
-                      optimizer=spec.optimizer, seed=spec.seed,  # type: ignore[arg-type]
-                      shuffle=spec.shuffle, fused=spec.fused, device=device,
-                      callbacks=callbacks,
-                      progress=progress, checkpoint=store.checkpoint_path(spec) if store else None)
-    return trainer, tracer
-
-
-def run_one(
-    spec: RunSpec,
-    data: Data,
-    *,
-    store: RunStore | None = None,
-    progress: bool = False,
-    device: str = "auto",
-) -> RunResult:
-    """Train one run (or load it from ``store`` when it already finished).
-
-    Parameters
-    ----------
-    spec : RunSpec
-        What to train.
-    data : (ImageDataset, ImageDataset)
-        Train and test sets.
-    store : RunStore, optional
-        Reuse finished runs and resume unfinished ones from their checkpoint.
-    progress : bool, default False
-        Show the epoch bar.
-    device : str, default "auto"
-        Training device.
-
-    Returns
-    -------
-    RunResult
-    """
-    if store is not None and (cached := store.load(spec)) is not None:
-        return cached
-    trainer, tracer = _trainer(spec, data, store, progress, device)
-    history = trainer.fit(*data, resume=store is not None)
-    result = RunResult(spec, history, tracer.to_dict() if tracer else None)
-    if store is not None:
-        store.save(result)
-    return result
-
-
-def run_together(
-    specs: Sequence[RunSpec],
-    data: Data,
-    *,
-    store: RunStore | None = None,
-    device: str = "auto",
-) -> list[RunResult] | None:
-    """Train runs that differ only in learning rate and seed together, if they can be.
-
-    On a CPU the runs train side by side, one per core; on a GPU as one batched model.
-    Returns None (and trains nothing) when they cannot: a model that is not a plain MLP, a
-    gradient tracer, runs that differ in more than lr and seed, finished runs in ``store``, or
-    unfinished runs whose checkpoints stand at different epochs. The results equal
-    :func:`run_one`'s within float rounding.
-    """
-    return _run_together(specs, data, store, device)[0]
-
-
-def _run_together(specs: Sequence[RunSpec], data: Data, store: RunStore | None,
-                  device: str) -> tuple[list[RunResult] | None, str | None]:
-    """:func:`run_together`, and why the runs were not trained together.
-
-    The reason is None where there is nothing to tell: finished runs in the store, a gradient
-    tracer (it needs autograd), or ``fused=False`` asked for.
-    """
-    from fmclassify._together import can_train_together, fit_together
-
-    if store is not None and any(store.load(s) is not None for s in specs):
-        return None, None
-    if not all(s.fused for s in specs) or any(s.tracer for s in specs):
-        return None, None  # autograd asked for, or needed by the tracer: nothing to tell
-    trainers = [_trainer(s, data, store, False, device)[0] for s in specs]
-    reason = can_train_together(trainers)
-    if reason is not None:
-        return None, reason
-    if store is not None:
-        saved = [store.checkpoint_path(s) for s in specs]
-        if any(p.exists() for p in saved) and not all(p.exists() for p in saved):
-            return None, "some of the runs had checkpoints and some had not"
-    try:
-        histories = fit_together(trainers, *data, resume=store is not None)
-    except ValueError as exc:
-        return None, str(exc)  # e.g. checkpoints at different epochs: one by one
-    results = [RunResult(s, h) for s, h in zip(specs, histories, strict=True)]
-    if store is not None:
-        for result in results:
-            store.save(result)
-    return results, None
+#: Keyword arguments the experiments pass on to every run (``**trainer_options``).
+TRAINER_OPTIONS = ("batch_size", "shuffle", "step", *RECIPE_FIELDS)
 
 
 @dataclass
@@ -293,8 +64,7 @@ class ExperimentResult:
         The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
         group are aggregated as mean and standard deviation.
     notes : list of str
-        What a reader of the table should know, e.g. why the runs of one model were trained
-        one by one although ``together=True`` asked for them to be trained together.
+        What a reader of the table should know, printed under its Markdown table.
 
     Examples
     --------
@@ -338,6 +108,25 @@ class ExperimentResult:
         return markdown_table(self.table(), self.kind) + "".join(
             f"\n\nNote: {note}" for note in self.notes)
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows the result: the experiment's table and its notes."""
+        from fmclassify._display import html_table
+        from fmclassify._tables import COLUMNS, format_cell
+
+        rows = self.table()
+        columns = COLUMNS.get(self.kind) or [(k, k) for k in (rows[0] if rows else {})]
+        cells = [[format_cell(k, r.get(k), r.get(f"{k}_std")) for k, _ in columns]
+                 for r in rows]
+        return html_table([h for _, h in columns], cells,
+                          title=f"{self.kind}: {len(self.runs)} runs",
+                          right=range(len(columns)), notes=self.notes)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
     def plot(self) -> dict[str, Any]:
         """Figures: one loss/accuracy figure per run, comparison figures, gradient curves."""
         from fmclassify import plotting
@@ -364,7 +153,7 @@ class ExperimentResult:
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The result as JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=str)
+        text = dumps_json(self.to_dict())
         if path is not None:
             atomic_write_bytes(path, text.encode())
         return text
@@ -407,55 +196,32 @@ def _summarise(group_by: str, key: Any, runs: list[RunResult], kind: str) -> dic
 # -- the questions ------------------------------------------------------------------------------
 
 
-def _resolve(
-    data: Data | None, dataset: str, store: RunStore | str | os.PathLike[str] | None
-) -> tuple[Data, RunStore | None]:
+def _specs(make: Callable[..., list[RunSpec]], trainer_options: dict[str, Any], **kw: Any
+           ) -> list[RunSpec]:
+    """Build (and so check) every spec before any data is loaded."""
+    unknown = sorted(set(trainer_options) - set(TRAINER_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}; the runs take "
+                          f"{', '.join(TRAINER_OPTIONS)}")
+    return make(**kw)
+
+
+def _execute(kind: str, group_by: str, specs: list[RunSpec], data: Data | None, dataset: str,
+             store: RunStore | str | os.PathLike[str] | None, progress: bool, device: str,
+             on_run: Callable[[RunResult], None] | None, executor: Executor | None,
+             workers: int | None) -> ExperimentResult:
+    """Load the data (once every argument has been checked), train, and collect the runs."""
+    if workers is not None:
+        check_int("workers", workers)
     if data is None:
         data = load_dataset(dataset)
     if store is not None and not isinstance(store, RunStore):
         store = RunStore(store)
-    return data, store
-
-
-def _check_values(name: str, values: Sequence[Any]) -> None:
-    if not values:
-        raise ConfigError(f"{name} must not be empty")
-
-
-def _run_all(kind: str, group_by: str, specs: Iterable[RunSpec], data: Data,
-             store: RunStore | None, progress: bool, device: str,
-             on_run: Callable[[RunResult], None] | None,
-             together: bool = True) -> ExperimentResult:
-    result = ExperimentResult(kind, group_by=group_by)
-    specs = list(specs)
-    pending = list(specs)
-    if together and len(pending) > 1:
-        for group in _sweep_groups(pending):
-            runs, reason = _run_together(group, data, store, device)
-            if reason is not None:
-                result.notes.append(f"{len(group)} runs of {group[0].model} were trained one "
-                                    f"by one, not together: {reason}")
-            for run in runs or ():
-                result.runs.append(run)
-                pending.remove(run.spec)
-                if on_run is not None:
-                    on_run(run)
-    for spec in pending:
-        run = run_one(spec, data, store=store, progress=progress, device=device)
-        result.runs.append(run)
-        if on_run is not None:
-            on_run(run)
-    order = {spec: i for i, spec in enumerate(specs)}
-    result.runs.sort(key=lambda r: order[r.spec])
-    return result
-
-
-def _sweep_groups(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
-    """Specs grouped by everything but the learning rate and seed, groups of two or more."""
-    groups: dict[RunSpec, list[RunSpec]] = {}
-    for spec in specs:
-        groups.setdefault(replace(spec, lr=0.0, seed=0), []).append(spec)
-    return [g for g in groups.values() if len(g) > 1]
+    ident = data_id(*data)
+    specs = [replace(s, data=ident) for s in specs]
+    runs = run_many(specs, data, store=store, executor=executor, workers=workers,
+                    progress=progress, device=device, on_run=on_run)
+    return ExperimentResult(kind, runs=runs, group_by=group_by)
 
 
 def lr_sweep(
@@ -470,7 +236,8 @@ def lr_sweep(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
-    together: bool = True,
+    executor: Executor | None = None,
+    workers: int | None = None,
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.1: train ``model`` at each learning rate for ``epochs`` epochs.
@@ -492,36 +259,43 @@ def lr_sweep(
     store : RunStore or path, optional
         Keep finished runs and resume unfinished ones.
     progress : bool, default False
-        Show each run's epoch bar.
+        Show each run's epoch bar (runs trained in this process).
     device : str, default "auto"
         Training device.
     on_run : callable, optional
         Called with each finished RunResult (progress reporting).
-    together : bool, default True
-        Train the runs (learning rates and seeds) epoch by epoch together when the model
-        allows it (a plain MLP with SGD, no gradient tracer): on a CPU side by side, one run
-        per core; on a GPU as one batched model. Faster, with each run equal to its
-        sequential twin within float rounding. Otherwise, and with ``False``, one by one.
+    executor : concurrent.futures.Executor, optional
+        Where the runs train (e.g. Dask's ``client.get_executor()``); default: processes on
+        this machine, one per core (:func:`fmclassify.runs.run_many`).
+    workers : int, optional
+        Processes of the default pool; ``1`` trains the runs one by one in this process.
     **trainer_options
-        ``batch_size``, ``optimizer``, ``shuffle``, ``fused``.
+        Passed to every run's :class:`~fmclassify.Trainer`: ``batch_size``, ``shuffle``,
+        ``step`` and the recipe (``optimizer``, ``momentum``, ``nesterov``, ``weight_decay``,
+        ``schedule``, ``warmup_epochs``, ``label_smoothing``, ``clip_grad_norm``, ``augment``,
+        ``val_split``, ``precision``, ``ema``), by name.
 
     Returns
     -------
     ExperimentResult
         Grouped by ``lr``.
 
+    Raises
+    ------
+    ConfigError
+        For any argument out of range or unknown (before any data is loaded).
+
     Examples
     --------
     >>> result = lr_sweep(lrs=(0.1, 0.01), epochs=2)   # doctest: +SKIP
     >>> print(result.to_markdown())                    # doctest: +SKIP
     """
-    _check_values("lrs", lrs)
-    _check_values("seeds", seeds)
-    (train, test), st = _resolve(data, dataset, store)
-    specs = [RunSpec(model, float(lr), epochs, seed, data=data_id(train, test), **trainer_options)
-             for lr in lrs for seed in seeds]
-    return _run_all("lr_sweep", "lr", specs, (train, test), st, progress, device, on_run,
-                    together)
+    seeds = check_seeds(seeds)
+    specs = _specs(lambda: [RunSpec(model, check_lr(lr), epochs, seed, **_options(trainer_options))
+                            for lr in check_values("lrs", lrs) for seed in seeds],
+                   trainer_options)
+    return _execute("lr_sweep", "lr", specs, data, dataset, store, progress, device, on_run,
+                    executor, workers)
 
 
 def convergence_study(
@@ -537,14 +311,15 @@ def convergence_study(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
-    together: bool = True,
+    executor: Executor | None = None,
+    workers: int | None = None,
     **trainer_options: Any,
 ) -> ExperimentResult:
-    """Q1.2: train until test accuracy stops changing, at each learning rate.
+    """Q1.2: train until accuracy stops changing, at each learning rate.
 
     Parameters
     ----------
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, together
+    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, workers
         As for :func:`lr_sweep`.
     **trainer_options
         As for :func:`lr_sweep`.
@@ -568,16 +343,17 @@ def convergence_study(
     ...                                detector=detector)                 # doctest: +SKIP
     >>> result.table()[0]["converged_epoch"]                             # doctest: +SKIP
     """
-    _check_values("lrs", lrs)
-    _check_values("seeds", seeds)
+    seeds = check_seeds(seeds)
+    if detector is not None and not isinstance(detector, ConvergenceDetector):
+        raise ConfigError(f"detector must be a ConvergenceDetector, got {type(detector).__name__}")
     detector = detector or ConvergenceDetector(threshold=0.001, patience=3, window=3)
     det_cfg = tuple(sorted(detector.config().items()))
-    (train, test), st = _resolve(data, dataset, store)
-    specs = [RunSpec(model, float(lr), max_epochs, seed, detector=det_cfg,
-                     data=data_id(train, test), **trainer_options)
-             for lr in lrs for seed in seeds]
-    return _run_all("convergence_study", "lr", specs, (train, test), st, progress, device,
-                    on_run, together)
+    specs = _specs(lambda: [RunSpec(model, check_lr(lr), max_epochs, seed, detector=det_cfg,
+                                    **_options(trainer_options))
+                            for lr in check_values("lrs", lrs) for seed in seeds],
+                   trainer_options)
+    return _execute("convergence_study", "lr", specs, data, dataset, store, progress, device,
+                    on_run, executor, workers)
 
 
 def compare_models(
@@ -592,6 +368,8 @@ def compare_models(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    executor: Executor | None = None,
+    workers: int | None = None,
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.4: train each model with the same settings; accuracy against parameters.
@@ -602,7 +380,9 @@ def compare_models(
         Registered model names.
     lr : float, default 0.1
         Learning rate of every run.
-    epochs, seeds, data, dataset, store, progress, device, on_run, **trainer_options
+    epochs, seeds, data, dataset, store, progress, device, on_run, executor, workers
+        As for :func:`lr_sweep`.
+    **trainer_options
         As for :func:`lr_sweep`.
 
     Returns
@@ -616,13 +396,12 @@ def compare_models(
     >>> result = fmc.compare_models(("base", "wider"), epochs=3)          # doctest: +SKIP
     >>> print(result.to_markdown())                                      # doctest: +SKIP
     """
-    _check_values("models", models)
-    _check_values("seeds", seeds)
-    (train, test), st = _resolve(data, dataset, store)
-    specs = [RunSpec(m, float(lr), epochs, seed, data=data_id(train, test), **trainer_options)
-             for m in models for seed in seeds]
-    return _run_all("compare_models", "model", specs, (train, test), st, progress, device,
-                    on_run)  # each model's seeds together, where it allows
+    seeds = check_seeds(seeds)
+    specs = _specs(lambda: [RunSpec(m, check_lr(lr), epochs, seed, **_options(trainer_options))
+                            for m in check_values("models", models) for seed in seeds],
+                   trainer_options)
+    return _execute("compare_models", "model", specs, data, dataset, store, progress, device,
+                    on_run, executor, workers)
 
 
 def gradient_study(
@@ -638,6 +417,8 @@ def gradient_study(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    executor: Executor | None = None,
+    workers: int | None = None,
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.7: the gradient statistic over the first ``steps`` training steps, per lr.
@@ -651,7 +432,9 @@ def gradient_study(
         Steps to record.
     statistic : {"mean", "mean_abs", "l2_norm"}, default "mean"
         The course asks for the mean of every gradient entry.
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, **trainer_options
+    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, workers
+        As for :func:`lr_sweep`.
+    **trainer_options
         As for :func:`lr_sweep`.
 
     Returns
@@ -668,13 +451,24 @@ def gradient_study(
     >>> len(values)                                                     # doctest: +SKIP
     100
     """
-    _check_values("lrs", lrs)
+    seeds = check_seeds(seeds)
     tracer_cfg = tuple(sorted(GradientTracer(steps=steps, statistic=statistic).config().items()))
-    (train, test), st = _resolve(data, dataset, store)
-    batch = int(trainer_options.get("batch_size", 64))
-    epochs = max(1, math.ceil(steps * batch / len(train)))
-    specs = [RunSpec(model, float(lr), epochs, seed, tracer=tracer_cfg,
-                     data=data_id(train, test), **trainer_options)
-             for lr in lrs for seed in seeds]
-    return _run_all("gradient_study", "lr", specs, (train, test), st, progress, device, on_run,
-                    together=False)
+    specs = _specs(lambda: [RunSpec(model, check_lr(lr), 1, seed, tracer=tracer_cfg,
+                                    **_options(trainer_options))
+                            for lr in check_values("lrs", lrs) for seed in seeds],
+                   trainer_options)
+    if data is None:  # the epochs the steps need depend on the training set's size
+        data = load_dataset(dataset)
+    epochs = max(1, math.ceil(steps * specs[0].batch_size / len(data[0])))
+    specs = [replace(s, epochs=epochs) for s in specs]
+    return _execute("gradient_study", "lr", specs, data, dataset, store, progress, device,
+                    on_run, executor, workers)
+
+
+def _options(trainer_options: dict[str, Any]) -> dict[str, Any]:
+    opts = dict(trainer_options)
+    if opts.get("augment") is not None and not isinstance(opts["augment"], str):
+        opts["augment"] = tuple(opts["augment"])
+    elif isinstance(opts.get("augment"), str):
+        opts["augment"] = tuple(a.strip() for a in opts["augment"].split(",") if a.strip())
+    return opts

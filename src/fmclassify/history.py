@@ -37,15 +37,19 @@ the weights out of the basin they had found.
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from fmclassify._display import elide, fixed, html_table, percent, text_table
+from fmclassify._io import atomic_write_bytes, dumps_json
 
 __all__ = ["UNSTABLE_DROP", "EpochRecord", "History", "Status", "atomic_write_bytes"]
 
@@ -74,6 +78,12 @@ class EpochRecord:
         Fraction of test images classified correctly, in [0, 1].
     seconds : float
         Wall-clock seconds of the epoch's training (evaluation excluded).
+    lr : float or None, default None
+        The learning rate of the epoch's first step (a schedule changes it per step); ``None``
+        for epoch 0.
+    val_loss, val_accuracy : float or None, default None
+        Loss and accuracy on the validation split, for a run that holds one out
+        (``Trainer(val_split=...)``); ``None`` otherwise.
 
     Examples
     --------
@@ -87,6 +97,9 @@ class EpochRecord:
     test_loss: float
     test_accuracy: float
     seconds: float
+    lr: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
 
 @dataclass
@@ -155,7 +168,7 @@ class History:
         ----------
         name : str
             A field of :class:`EpochRecord`: ``epoch``, ``train_loss``, ``test_loss``,
-            ``test_accuracy`` or ``seconds``.
+            ``test_accuracy``, ``seconds``, ``lr``, ``val_loss`` or ``val_accuracy``.
         include_initial : bool, default False
             Include epoch 0 (the untrained model).
 
@@ -251,7 +264,9 @@ class History:
         if status not in _STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(_STATUSES)}")
         try:
-            records = [EpochRecord(**r) for r in data.get("records", [])]
+            # JSON writes an infinite test loss as null; it reads back as inf
+            records = [EpochRecord(**{**r, "test_loss": _inf_if_none(r.get("test_loss"))})
+                       for r in data.get("records", [])]
         except TypeError as exc:
             raise ValueError(f"malformed epoch record in history: {exc}") from None
         return cls(
@@ -270,14 +285,106 @@ class History:
         pathlib.Path
             The path written.
         """
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default)
-        return atomic_write_bytes(path, text.encode("utf-8"))
+        return atomic_write_bytes(path, dumps_json(self.to_dict(), indent=2).encode("utf-8"))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> History:
         """Read a History written by :meth:`to_json`."""
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
+
+
+    # -- tables and logs ----------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        header, rows = self._table()
+        return text_table(header, rows, right=range(len(header)), title=self._title(),
+                          notes=self._notes())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How IPython prints a History as text: the table of :meth:`__str__`."""
+        printer.text("History(...)" if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows a History: the table of epochs, the status and the settings."""
+        header, rows = self._table()
+        return html_table(header, rows, right=range(len(header)), title=self._title(),
+                          notes=self._notes())
+
+    def _title(self) -> str:
+        run = ", ".join(f"{k}={self.metadata[k]}" for k in ("model", "lr") if k in self.metadata)
+        of = f" of {run}" if run else ""
+        return f"History{of}: {self.describe_status()}, {self.epochs_trained} epochs trained"
+
+    def _notes(self) -> list[str]:
+        notes = [self.reason] if self.reason else []
+        if len(self.records) > 2 * _TABLE_EDGE + 1:
+            notes.append(f"{len(self.records) - 2 * _TABLE_EDGE} epochs not shown; "
+                         "history.to_dataframe() holds them all")
+        if self.trained:
+            notes.append(f"final test accuracy {percent(self.final_accuracy)}%, "
+                         f"best {percent(self.best_accuracy)}%")
+        shown = [k for k in _SUMMARY_KEYS if self.metadata.get(k) is not None]
+        if shown:
+            more = len(self.metadata) - len(shown)
+            notes.append(", ".join(f"{k}={self.metadata[k]}" for k in shown)
+                         + (f" (+{more} more in .metadata)" if more > 0 else ""))
+        return notes
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        """Header and formatted rows; long runs show their first and last epochs."""
+        columns = [c for c in _TABLE_COLUMNS
+                   if c[0] not in _OPTIONAL or any(getattr(r, c[0]) is not None for r in self)]
+        rows = [[fmt(getattr(r, name)) for name, _, fmt in columns] for r in self.records]
+        return [head for _, head, _ in columns], elide(rows, _TABLE_EDGE)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write every record (epoch 0 included) as CSV, atomically; one column per field.
+
+        Empty cells stand for ``None`` (no train loss at epoch 0, no validation split, ...);
+        floats are written in full precision. Returns the path written (its folder is created
+        if missing).
+
+        Examples
+        --------
+        >>> h = History()
+        >>> h.append(EpochRecord(0, None, 2.3, 0.1, 0.0))
+        >>> h.to_csv("history.csv").read_text().splitlines()        # doctest: +SKIP
+        ['epoch,train_loss,test_loss,test_accuracy,seconds,lr,val_loss,val_accuracy',
+         '0,,2.3,0.1,0.0,,,']
+        """
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        names = [f.name for f in fields(EpochRecord)]
+        writer.writerow(names)
+        for record in self.records:
+            writer.writerow(["" if v is None else v for v in _values(record)])
+        return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+    def to_dataframe(self) -> Any:
+        """Every record (epoch 0 included) as a :class:`pandas.DataFrame`, one column per field.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Missing values (``None``) are
+        NaN; every column but ``epoch`` is float.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per record, in epoch order, with a default integer index.
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        try:
+            import pandas as pd  # optional: only this method needs it
+        except ImportError:
+            raise ImportError('History.to_dataframe needs pandas; install it with '
+                              'pip install "fmclassify[pandas]"') from None
+        names = [f.name for f in fields(EpochRecord)]
+        frame = pd.DataFrame([_values(r) for r in self.records], columns=names)
+        return frame.astype({name: "float64" for name in names if name != "epoch"})
 
     def plot(self, **kwargs: Any) -> Any:
         """Loss and accuracy per epoch as a matplotlib Figure (see :func:`fmclassify.plotting`)."""
@@ -286,44 +393,27 @@ class History:
         return plot_history(self, **kwargs)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+def _inf_if_none(value: Any) -> Any:
+    return float("inf") if value is None else value
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
+def _values(record: EpochRecord) -> list[Any]:
+    """The fields of one record, in declaration order (the CSV and DataFrame columns)."""
+    return [getattr(record, f.name) for f in fields(record)]
 
-    Readers see either the old file or the new one, never a partial write; a crash leaves at
-    most a stray ``.tmp`` file beside the target.
 
-    Parameters
-    ----------
-    path : path-like
-        The file to write; its folder is created if missing.
-    data : bytes
-        The whole new content.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+#: (field, heading, formatter) of the History table; val columns and lr only when present.
+_TABLE_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
+    ("epoch", "epoch", str),
+    ("train_loss", "train loss", fixed(4)),
+    ("test_loss", "test loss", fixed(4)),
+    ("test_accuracy", "test acc (%)", percent),
+    ("val_loss", "val loss", fixed(4)),
+    ("val_accuracy", "val acc (%)", percent),
+    ("lr", "lr", lambda v: "-" if v is None else f"{v:.4g}"),
+    ("seconds", "seconds", fixed(1)),
+]
+_OPTIONAL = {"val_loss", "val_accuracy", "lr"}
+_TABLE_EDGE = 10  # a longer run shows its first and last ten epochs
+_SUMMARY_KEYS = ("model", "dataset", "lr", "epochs", "batch_size", "optimizer", "seed",
+                 "parameters", "device", "step")

@@ -22,17 +22,29 @@ Row statuses
 Tied parameters are counted once: the later row says where each is shared from and adds
 nothing to the totals. Frozen parameters count in ``total`` and ``non_trainable``. Buffers
 (batch-norm running statistics) are not parameters and are never counted.
+
+Shapes and multiply-adds
+------------------------
+With ``input_size`` (batch first, e.g. ``(1, 1, 28, 28)``), one forward pass on zeros adds each
+row's output shape and multiply-adds, and the pass's total. Multiply-adds are FLOPs / 2 as
+:class:`torch.utils.flop_counter.FlopCounterMode` counts them: matrix products, convolutions
+and attention only (``Linear(n, m)``: ``n*m`` per sample; ``Conv2d``: ``H'*W'*k*m*n*(d/g)``);
+bias additions, batch norm, activations and pooling count 0. They grow with the batch size.
+Without ``input_size`` there is no forward pass and the table is the static one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from fmclassify._profile import check_input_size, profile_forward
+from fmclassify._render import Table, html_table, markdown_table, text_table
 from fmclassify._rules import Formula, find_parameter_rule, register_parameter_rule, shape_formula
 from fmclassify.exceptions import ParameterCountError
 
@@ -88,6 +100,11 @@ class ParameterRow:
         ``(parameter, first owner)`` for each parameter tied to one counted earlier.
     frozen : tuple of str
         Qualified names of the row's parameters that do not require gradients.
+    output_shape : tuple of int or None
+        The shape of the layer's output in the forward pass of ``count_parameters(...,
+        input_size=...)`` (batch first); None without one, or if the layer was not called.
+    mult_adds : int or None
+        The layer's multiply-adds in that pass (see the module documentation); None likewise.
 
     Examples
     --------
@@ -108,6 +125,8 @@ class ParameterRow:
     params: tuple[str, ...] = ()
     shared: tuple[tuple[str, str], ...] = ()
     frozen: tuple[str, ...] = ()
+    output_shape: tuple[int, ...] | None = None
+    mult_adds: int | None = None
 
     @property
     def analytic(self) -> int | None:
@@ -171,6 +190,10 @@ class ParameterReport:
         The model's registered name, or its class name.
     model_type : str
         The model's class name (shown in the title when it differs from ``model_name``).
+    input_size : tuple of int or None
+        The input shape of the measuring forward pass; None (the default) when there was none.
+    total_mult_adds : int or None
+        Multiply-adds of that whole pass (parameter-free layers included); None without one.
 
     Examples
     --------
@@ -190,6 +213,8 @@ class ParameterReport:
     symbols: tuple[str, ...] = ()
     model_name: str = ""
     model_type: str = field(default="", repr=False)
+    input_size: tuple[int, ...] | None = None
+    total_mult_adds: int | None = None
 
     @property
     def all_checked(self) -> bool:
@@ -202,81 +227,83 @@ class ParameterReport:
             if self.model_type and self.model_type != self.model_name
             else ""
         )
-        return f"Parameters of {self.model_name}{kind}"
+        shape = "" if self.input_size is None else f", input {_shape_text(self.input_size)}"
+        return f"Parameters of {self.model_name}{kind}{shape}"
 
-    def _cells(self) -> list[list[str]]:
-        return [
-            [
-                row.name or "(model)",
-                row.layer_type,
-                row.formula_text,
-                "-" if row.analytic is None else f"{row.analytic:,}",
-                f"{row.numel:,}",
-                f"{row.trainable:,}",
-                row.check,
-            ]
-            for row in self.rows
+    def _table(self) -> Table:
+        header = ["Layer", "Type", "Formula", "Analytic", "numel", "Trainable", "Check"]
+        right = {3, 4, 5}  # numbers align right
+        if self.input_size is not None:
+            header[6:6] = ["Output shape", "Mult-adds"]
+            right.add(7)
+        return Table(
+            title=self._title(),
+            header=header,
+            cells=[self._cells(row) for row in self.rows],
+            right=frozenset(right),
+            code=frozenset({0, 2}),  # Markdown shows the layer name and the formula as code
+            totals=self._totals(),
+            symbols=self.symbols,
+            notes=self.notes,
+            empty="(no parameters)",
+        )
+
+    def _cells(self, row: ParameterRow) -> list[str]:
+        cells = [
+            row.name or "(model)",
+            row.layer_type,
+            row.formula_text,
+            "-" if row.analytic is None else f"{row.analytic:,}",
+            f"{row.numel:,}",
+            f"{row.trainable:,}",
+            row.check,
         ]
+        if self.input_size is not None:
+            cells[6:6] = [
+                "-" if row.output_shape is None else _shape_text(row.output_shape),
+                "-" if row.mult_adds is None else f"{row.mult_adds:,}",
+            ]
+        return cells
 
     def _totals(self) -> list[tuple[str, str]]:
-        return [
+        totals = [
             ("Total parameters", f"{self.total:,}"),
             ("Trainable", f"{self.trainable:,}"),
             ("Non-trainable", f"{self.non_trainable:,}"),
         ]
+        if self.total_mult_adds is not None:
+            totals.append(("Total mult-adds", f"{self.total_mult_adds:,}"))
+        return totals
 
     def __str__(self) -> str:
-        header = ["Layer", "Type", "Formula", "Analytic", "numel", "Trainable", "Check"]
-        cells = self._cells()
-        widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-        right = {3, 4, 5}  # numbers align right
+        return text_table(self._table())
 
-        def line(row: list[str]) -> str:
-            out = [
-                c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ]
-            return "  ".join(out).rstrip()
-
-        rule = "  ".join("-" * w for w in widths)
-        lines = [self._title(), "", line(header), rule, *(line(c) for c in cells), rule]
-        if not cells:
-            lines[2:] = ["(no parameters)"]
-        label_width = max(len(label) for label, _ in self._totals()) + 1
-        number_width = max(len(value) for _, value in self._totals())
-        lines += [
-            f"{label + ':':<{label_width}} {value:>{number_width}}"
-            for label, value in self._totals()
-        ]
-        if self.symbols:
-            lines += ["", "Symbols:", *(f"  {s}" for s in self.symbols)]
-        if self.notes:
-            lines += ["", "Notes:", *(f"  - {n}" for n in self.notes)]
-        return "\n".join(lines) + "\n"
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: the text of ``str(report)``, less its final newline."""
+        printer.text(str(self).rstrip("\n"))
 
     def to_markdown(self) -> str:
         """Return the table as GitHub-flavoured Markdown, with totals, symbols and notes."""
-        lines = [f"### {self._title()}", ""]
-        if self.rows:
-            lines += [
-                "| Layer | Type | Formula | Analytic | numel | Trainable | Check |",
-                "|---|---|---|---:|---:|---:|---|",
-            ]
-            for c in self._cells():
-                lines.append(
-                    f"| `{c[0]}` | {c[1]} | `{c[2]}` | {c[3]} | {c[4]} | {c[5]} | {c[6]} |"
-                )
-        else:
-            lines.append("(no parameters)")
-        lines += ["", *(f"- **{label}:** {value}" for label, value in self._totals())]
-        if self.symbols:
-            lines += ["", "Symbols:", "", *(f"- {s}" for s in self.symbols)]
-        if self.notes:
-            lines += ["", "Notes:", "", *(f"- {n}" for n in self.notes)]
-        return "\n".join(lines) + "\n"
+        return markdown_table(self._table())
+
+    def _repr_html_(self) -> str:
+        """The table as HTML, formula column included (how a notebook shows the report)."""
+        return html_table(self._table())
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the report as JSON-ready plain data."""
+        """Return the report as JSON-ready plain data.
+
+        With ``input_size``, it also has ``"input_size"`` and ``"total_mult_adds"``, and each
+        row ``"output_shape"`` and ``"mult_adds"``; without, the keys are those of a static count.
+        """
+        rows = [row.to_dict() for row in self.rows]
+        extra: dict[str, Any] = {}
+        if self.input_size is not None:
+            for data, row in zip(rows, self.rows, strict=True):
+                shape = row.output_shape
+                data.update(output_shape=None if shape is None else list(shape),
+                            mult_adds=row.mult_adds)  # fmt: skip
+            extra = {"input_size": list(self.input_size), "total_mult_adds": self.total_mult_adds}
         return {
             "model": self.model_name,
             "model_type": self.model_type,
@@ -284,10 +311,16 @@ class ParameterReport:
             "trainable": self.trainable,
             "non_trainable": self.non_trainable,
             "all_checked": self.all_checked,
-            "rows": [row.to_dict() for row in self.rows],
+            "rows": rows,
             "symbols": list(self.symbols),
             "notes": list(self.notes),
+            **extra,
         }
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    """``(1, 32, 28, 28)``; a one-dimensional shape without the trailing comma: ``(10)``."""
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 class _Walk:
@@ -454,7 +487,11 @@ def _notes(model: nn.Module, rows: Iterable[ParameterRow], walk: _Walk) -> list[
 
 
 def count_parameters(
-    model: nn.Module, *, strict: bool = True, name: str | None = None
+    model: nn.Module,
+    *,
+    strict: bool = True,
+    name: str | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> ParameterReport:
     """Count a model's parameters per layer, each with its analytic formula checked by numel.
 
@@ -468,6 +505,11 @@ def count_parameters(
     name : str, optional
         The name shown in the title; defaults to the registered name
         (``model.fmclassify_name``) or the class name.
+    input_size : sequence of int, optional
+        An input shape, batch first (``(1, 1, 28, 28)``: one Fashion-MNIST image). With it,
+        one forward pass on zeros (``torch.no_grad()``, eval mode, every module's training flag
+        restored) adds each row's output shape and multiply-adds and their total (see the
+        module documentation). Without it (the default) there is no forward pass.
 
     Returns
     -------
@@ -479,8 +521,10 @@ def count_parameters(
     TypeError
         If ``model`` is not an ``nn.Module``.
     ParameterCountError
-        If a lazy module is not initialized yet, if a rule fails, or (with ``strict``) if a
-        rule disagrees with ``numel``.
+        If a lazy module is not initialized yet, if a rule fails, (with ``strict``) if a
+        rule disagrees with ``numel``, or if the forward pass on ``input_size`` fails.
+    ConfigError
+        If ``input_size`` is not a sequence of positive integers.
 
     Examples
     --------
@@ -490,9 +534,14 @@ def count_parameters(
     '((m*n*d)+1)*k = ((3*3*1)+1)*32 = 320'
     >>> report.total, report.trainable
     (320, 320)
+    >>> shaped = count_parameters(torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3)),
+    ...                           input_size=(1, 1, 28, 28))
+    >>> shaped.rows[0].output_shape, shaped.rows[0].mult_adds  # 26*26*32 * 3*3*1
+    ((1, 32, 26, 26), 194688)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"count_parameters needs a torch.nn.Module, got {type(model).__name__}")
+    shape = None if input_size is None else check_input_size(input_size)
     walk = _Walk()
     for module_name, module in model.named_modules(remove_duplicate=False):
         walk.visit(module_name, module)
@@ -511,6 +560,18 @@ def count_parameters(
         )
     total = sum(r.counted for r in rows)
     trainable = sum(r.trainable for r in rows)
+    total_mult_adds = None
+    if shape is not None:
+        profile = profile_forward(model, shape, (r.name for r in rows if r.status != "tensor"))
+        rows = tuple(
+            dataclasses.replace(
+                r,
+                output_shape=profile.shapes.get(r.name),
+                mult_adds=profile.mult_adds.get(r.name) if r.name in profile.shapes else None,
+            )
+            for r in rows
+        )
+        total_mult_adds = profile.total
     return ParameterReport(
         rows=rows,
         total=total,
@@ -520,4 +581,6 @@ def count_parameters(
         symbols=tuple(walk.symbols),
         model_name=name or str(getattr(model, "fmclassify_name", "") or type(model).__name__),
         model_type=type(model).__name__,
+        input_size=shape,
+        total_mult_adds=total_mult_adds,
     )

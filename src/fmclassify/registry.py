@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import inspect
 import os
 import threading
@@ -206,10 +205,6 @@ def _load_plugins() -> None:
                 _current_source = _BUILTIN
 
 
-def _ensure_builtins() -> None:
-    importlib.import_module("fmclassify.models")  # registers base, deeper, wider, ...
-
-
 def get_model_spec(name: str) -> ModelSpec:
     """Return the :class:`ModelSpec` registered under ``name`` or one of its aliases.
 
@@ -218,7 +213,6 @@ def get_model_spec(name: str) -> ModelSpec:
     UnknownModelError
         If nothing is registered under ``name``; the message suggests the closest names.
     """
-    _ensure_builtins()
     _load_plugins()
     with _lock:
         key = _aliases.get(name, name)
@@ -252,7 +246,6 @@ def list_models(pattern: str = "*") -> list[ModelSpec]:
     >>> [spec.name for spec in list_models("w*")]
     ['wider']
     """
-    _ensure_builtins()
     _load_plugins()
     with _lock:
         return [_models[n] for n in sorted(_models) if fnmatch.fnmatchcase(n, pattern)]

@@ -26,24 +26,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from fmclassify._io import atomic_write_bytes
 from fmclassify._observations import lr_observations, model_observations
 from fmclassify._tables import format_cell
 from fmclassify.data import ImageDataset, load_dataset
 from fmclassify.exceptions import ConfigError
 from fmclassify.experiments import (
     ExperimentResult,
-    RunResult,
-    RunStore,
     compare_models,
     convergence_study,
     gradient_study,
     lr_sweep,
 )
-from fmclassify.history import atomic_write_bytes
 from fmclassify.parameters import count_parameters
-from fmclassify.registry import build_model
+from fmclassify.registry import build_model, get_model_spec
+from fmclassify.runs import RunResult, RunStore
 
-__all__ = ["BUDGETS", "AssignmentReport", "Budget", "run_assignment"]
+__all__ = ["BUDGETS", "AssignmentReport", "Budget", "check_assignment", "run_assignment"]
 
 
 @dataclass(frozen=True)
@@ -168,19 +167,16 @@ def run_assignment(
     ConfigError
         For an unknown budget, seeds < 1, or empty models or lrs.
     """
-    plan = _check(budget, seeds, models, lrs)
+    plan = check_assignment(budget, seeds, models, lrs)
     out_dir = _claim_output_folder(Path(out))
     train, test = data if data is not None else load_dataset(dataset)
     if plan.train_size is not None and plan.train_size < len(train):
         train = train.subset(plan.train_size)
     store = RunStore(out_dir / "runs")
-    # Every run uses autograd, as the course's own loop does: the fused step rounds
-    # differently, and at an lr on the edge of divergence (1 on the base MLP) rounding decides
-    # whether a run diverges; Q1.7's traced runs need autograd, so all questions share it and
-    # agree with each other (and, shuffle aside, with a hand-written PyTorch loop).
+    # Every run takes the Trainer's default step, as `fmclassify train` and the gallery do,
+    # so a run gives the same numbers wherever it is started.
     common: dict[str, Any] = {"data": (train, test), "store": store, "progress": progress,
-                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds)),
-                              "fused": False}
+                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds))}
     base = models[0]
     results = {
         "q1_1": lr_sweep(base, lrs, plan.epochs, **common),
@@ -226,8 +222,15 @@ def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float]) -> int:
     return seeds * (3 * len(lrs) + len(models))
 
 
-def _check(budget: str | Budget, seeds: int, models: Sequence[str],
-           lrs: Sequence[float]) -> Budget:
+def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
+                     lrs: Sequence[float]) -> Budget:
+    """Check :func:`run_assignment`'s arguments (before any data is loaded); return the budget.
+
+    Raises
+    ------
+    ConfigError, UnknownModelError
+        For an unknown budget or model, seeds < 1, or empty or non-positive lrs.
+    """
     if isinstance(budget, str):
         if budget not in BUDGETS:
             raise ConfigError(f"unknown budget {budget!r}; choose {' or '.join(BUDGETS)}")
@@ -236,6 +239,8 @@ def _check(budget: str | Budget, seeds: int, models: Sequence[str],
         raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     if not models:
         raise ConfigError("models must name at least one registered model, e.g. base")
+    for name in models:
+        get_model_spec(name)  # a typo fails here, before any run trains
     if not lrs or any(isinstance(lr, bool) or not isinstance(lr, (int, float))
                       or not math.isfinite(lr) or lr <= 0 for lr in lrs):
         raise ConfigError(f"lrs must be positive learning rates, got {list(lrs)!r}")

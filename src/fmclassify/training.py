@@ -1,6 +1,9 @@
-"""The Trainer: one model, one optimizer, a fixed epoch budget, a History out.
+"""The Trainer: one model, one recipe, a fixed epoch budget, a History out.
 
-The loop reads top to bottom in :meth:`Trainer.fit`. Choices a reader might question:
+The one epoch loop of the library is :meth:`Trainer.fit`; it reads top to bottom: batches,
+augmentation, the step, the schedule and EMA, evaluation, callbacks, checkpoint. What happens
+inside one step is a strategy object (:mod:`fmclassify.steps`); what the run is set up with is
+a :class:`~fmclassify.recipes.Recipe`. Choices a reader might question:
 
 * The data lives in one float tensor on the training device, and a batch is a slice of it
   (:func:`fmclassify.data.iter_batches`): no per-sample PIL transform, no DataLoader workers,
@@ -11,41 +14,53 @@ The loop reads top to bottom in :meth:`Trainer.fit`. Choices a reader might ques
 * Losses are sample-weighted means (``reduction="sum"`` over the set divided by its size), so
   a smaller last batch does not weigh as much as a full one.
 * A non-finite training loss ends the run as ``"diverged"``; the unfinished epoch is not
-  recorded, so no NaN is ever averaged into a record.
-* A plain MLP trained with SGD takes a hand-fused step (``fused=True``, the default): forward,
-  backward and update as a few matrix products, equal to autograd's within float rounding.
-  Conv models train channels-last on the CPU.
+  recorded, so no NaN is ever averaged into a record. The model keeps the weights where it
+  diverged, whichever step trained it.
+* Conv models train channels-last on the CPU (``benchmarks/cnn_speed.py``).
 * A run repeats bit for bit with the same seed, device and number of intra-op threads
   (``torch.get_num_threads()``): BLAS rounds differently when it splits a product over
-  another number of threads.
+  another number of threads. Runs trained in parallel processes each get their share of the
+  threads (one each on a 2-core machine), so they equal the same run trained alone with that
+  thread count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import signal
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from fmclassify._fused import FusedMLP
+from fmclassify._checks import check_choice, check_device, check_int, check_lr, check_seed
+from fmclassify._progress import progress_bar
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.checkpoint import load_checkpoint, save_checkpoint
-from fmclassify.data import ImageDataset, iter_batches
+from fmclassify.data import ImageDataset, iter_batches, num_batches
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.history import EpochRecord, History
+from fmclassify.recipes import (
+    AugmentArg,
+    BatchAugment,
+    OptimizerArg,
+    Recipe,
+    ScheduleArg,
+    black_value,
+    make_ema,
+    make_optimizer,
+    make_schedule,
+    split_validation,
+)
+from fmclassify.steps import STEPS, AutogradStep, FusedStep, Step, needs_autograd, why_not_fused
 
-__all__ = ["OPTIMIZERS", "Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted"]
-
-#: Optimizer names accepted by :class:`Trainer`.
-OPTIMIZERS = ("sgd", "adam", "adamw")
+__all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
 
@@ -72,6 +87,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.history = history
         self.signum = signum
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
+        return (type(self), (self.history, self.signum))
+
 
 class Trainer:
     """Train a classifier with a fixed budget and record a :class:`~fmclassify.History`.
@@ -79,46 +97,64 @@ class Trainer:
     Parameters
     ----------
     model : torch.nn.Module
-        A model mapping images (B, C, H, W) to logits (B, num_classes), e.g. from
+        Maps images (B, C, H, W) to logits (B, num_classes), e.g. from
         :func:`~fmclassify.build_model`.
     lr : float
-        Learning rate, > 0.
+        Learning rate (the peak of a schedule), > 0.
     epochs : int
         Epoch budget, >= 1; callbacks such as a ConvergenceDetector may stop earlier.
     batch_size : int, default 64
         Training batch size, >= 1.
-    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-        Plain SGD (no momentum) reproduces the course.
+    optimizer : {"sgd", "adam", "adamw"} or callable, default "sgd"
+        Plain SGD reproduces the course; a callable ``params -> torch.optim.Optimizer`` gets
+        ``lr`` set on its parameter groups.
+    momentum, nesterov, weight_decay : float, bool, float
+        For the named optimizers (defaults 0, False, 0: the course's plain SGD).
+    schedule : {None, "step", "cosine", "one-cycle"} or callable, default None
+        Learning-rate schedule, stepped per batch (:mod:`fmclassify.recipes`);
+        ``warmup_epochs`` (default 0) of linear warm-up before it.
+    label_smoothing : float, default 0.0
+        Of the training loss; test and validation losses stay plain cross-entropy.
+    clip_grad_norm : float, optional
+        Max global L2 norm of the gradients.
+    augment : sequence of {"flip", "crop"} or callables, optional
+        Batch augmentations on the training device, drawn from the seeded generator.
+    val_split : float or int, optional
+        Hold out a stratified fraction or count of ``train`` for validation. Each record then
+        has ``val_loss`` and ``val_accuracy``, which convergence and best-epoch logic watch;
+        the test set is still evaluated and recorded.
+    precision : {"fp32", "bf16"}, default "fp32"
+        ``"bf16"``: forward passes under ``torch.autocast`` in bfloat16 (CPU and CUDA).
+    ema : float, optional
+        Decay of an exponential moving average of the weights (e.g. 0.999), used for
+        evaluation.
+    step : {"auto", "autograd", "fused", "compiled"}, default "auto"
+        How each step is computed (:mod:`fmclassify.steps`): ``"auto"`` takes the fused MLP
+        step where the model, recipe and callbacks allow it, else autograd;
+        ``history.metadata["step"]`` says which ran and why.
     seed : int, default 0
-        Seeds the shuffling order and dropout, so the same seed gives the same numbers on the
-        same machine. (Weights are seeded when the model is built: ``build_model(..., seed=)``.)
+        Seeds the shuffling order, augmentation, the validation split and dropout. (Weights
+        are seeded when the model is built: ``build_model(..., seed=)``.)
     shuffle : bool, default True
         Shuffle the training set every epoch. ``False`` reproduces the quickstart's order.
     device : str or torch.device, default "auto"
-        ``"auto"`` picks CUDA when available, else the CPU. The whole data set is moved there
-        once.
+        ``"auto"`` picks CUDA when available, else the CPU. The data is moved there once.
     callbacks : iterable of Callback, optional
         Watchers of the run (:class:`~fmclassify.ConvergenceDetector`,
         :class:`~fmclassify.GradientTracer`, your own).
     progress : bool, default True
-        Show a tqdm bar per epoch; switch off for logs and tests.
+        Show a progress bar over the epochs; switch off for logs and tests.
     checkpoint : path-like, optional
-        Write model, optimizer, random states and History there after every epoch, atomically.
+        Write model, optimizer, schedule, EMA, random states and History there after every
+        epoch, atomically.
     eval_batch_size : int, default 1000
         Batch size for evaluation (affects speed only).
-    fused : bool, default True
-        For an MLP trained with plain SGD, run each step as hand-written matrix products with
-        the update folded in (``fmclassify._fused``), about 1.2x faster than autograd at batch
-        64 on a CPU and 3x on a GPU. The numbers equal autograd's within float rounding and
-        are repeatable with a seed. Epochs in which a callback reads gradients (a
-        GradientTracer recording) use autograd. ``False`` always uses autograd;
-        ``history.metadata["step"]`` says which ran and why.
 
     Raises
     ------
     ConfigError
-        For an lr that is not a finite number > 0, epochs or batch size < 1, an unknown
-        optimizer or device, or a callback without the hooks.
+        For any argument out of range, an unknown name, or a step the model cannot take; the
+        message names the argument and what is allowed.
 
     Notes
     -----
@@ -131,7 +167,9 @@ class Trainer:
     >>> train, test = fmc.load_dataset("fashion-mnist")            # doctest: +SKIP
     >>> trainer = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=10)
     >>> history = trainer.fit(train, test)                          # doctest: +SKIP
-    >>> print(f"{history.final_accuracy:.1%}")                      # doctest: +SKIP
+    >>> recipe = fmc.Trainer(fmc.build_model("deeper"), lr=0.05, epochs=15, momentum=0.9,
+    ...                      nesterov=True, weight_decay=5e-4, schedule="one-cycle",
+    ...                      augment=["crop", "flip"], label_smoothing=0.1, val_split=0.1)
     """
 
     def __init__(
@@ -141,7 +179,19 @@ class Trainer:
         lr: float,
         epochs: int,
         batch_size: int = 64,
-        optimizer: Literal["sgd", "adam", "adamw"] = "sgd",
+        optimizer: OptimizerArg = "sgd",
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        schedule: ScheduleArg = None,
+        warmup_epochs: int = 0,
+        label_smoothing: float = 0.0,
+        clip_grad_norm: float | None = None,
+        augment: Sequence[AugmentArg] | None = None,
+        val_split: float | int | None = None,
+        precision: Literal["fp32", "bf16"] = "fp32",
+        ema: float | None = None,
+        step: Literal["auto", "autograd", "fused", "compiled"] = "auto",
         seed: int = 0,
         shuffle: bool = True,
         device: str | torch.device = "auto",
@@ -149,31 +199,24 @@ class Trainer:
         progress: bool = True,
         checkpoint: str | Path | None = None,
         eval_batch_size: int = 1000,
-        fused: bool = True,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.lr = _check_lr(lr)
-        self.epochs = _check_positive_int("epochs", epochs)
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"seed must be an integer, got {seed!r}")
-        self.optimizer_name = optimizer
-        self.seed = seed
+        self.lr = check_lr(lr)
+        self.epochs = check_int("epochs", epochs)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size)
+        self.recipe = Recipe(
+            optimizer=optimizer, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+            schedule=schedule, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+            clip_grad_norm=clip_grad_norm, augment=None if augment is None else tuple(augment),
+            val_split=val_split, precision=precision, ema=ema)
+        self.recipe.check_budget(self.epochs)
+        self.step_kind = check_choice("step", step, STEPS)
+        self.seed = check_seed(seed)
         self.shuffle = bool(shuffle)
-        self.device = _resolve_device(device)
-        self.callbacks: list[Callback] = list(callbacks)
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise ConfigError(
-                    f"callback {cb!r} lacks the hooks on_fit_start, on_after_backward, "
-                    "on_epoch_end, on_fit_end; subclass fmclassify.CallbackBase"
-                )
+        self.device = check_device(device)
+        self.callbacks: list[Callback] = _check_callbacks(callbacks)
         self.progress = progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.model = model.to(self.device)
@@ -183,14 +226,18 @@ class Trainer:
                                and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
                                else torch.contiguous_format)
         self.model.to(memory_format=self._memory_format)
-        reason = (FusedMLP.supports(self.model) if optimizer == "sgd"
-                  else f"optimizer {optimizer!r} is not plain SGD")
-        self._fused_reason = reason if fused else "switched off (fused=False)"
-        self.optimizer = _make_optimizer(optimizer, self.model, self.lr)
+        self._fused_reason = why_not_fused(self.model, self.recipe)
+        if self.step_kind == "fused" and self._fused_reason is not None:
+            raise ConfigError(f"step='fused' cannot train this run: {self._fused_reason}; "
+                              "use step='auto' or 'autograd'")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(params, self.recipe, self.lr)
+        self.schedule: Any = None
+        self.ema: Any = None
         self.history: History | None = None
         self._gen = torch.Generator()
 
-    # -- public API ---------------------------------------------------------------------------
+    # -- the loop -----------------------------------------------------------------------------
 
     def fit(self, train: ImageDataset, test: ImageDataset, *, resume: bool = False) -> History:
         """Train for the epoch budget (or until a callback stops it) and return the History.
@@ -199,10 +246,10 @@ class Trainer:
         ----------
         train, test : ImageDataset
             From :func:`~fmclassify.load_dataset`; their image shape and class count must fit
-            the model.
+            the model. A validation split (``val_split``) is held out of ``train``.
         resume : bool, default False
             Continue from the ``checkpoint`` file when it exists (the result equals an
-            uninterrupted run); without a checkpoint file, start from scratch.
+            uninterrupted run bit for bit); without a checkpoint file, start from scratch.
 
         Returns
         -------
@@ -217,158 +264,144 @@ class Trainer:
             On Ctrl-C or SIGTERM, after the finished epochs were saved; its ``history`` has
             status ``"interrupted"``.
         """
-        run, start_epoch = self._start(train, test, resume)
+        run, first = self._start(train, test, resume)
         history = run.history
-        if start_epoch < 0:
+        if first is None:
             return history  # resumed a run that had already ended
-        x_train, y_train, x_test, y_test = self._open(run, train, test)
-        bar = tqdm(range(start_epoch, self.epochs + 1), disable=not self.progress,
-                   desc=str(history.metadata["model"]), unit="epoch", leave=False,
-                   initial=start_epoch - 1, total=self.epochs)
+        x, y = self._on_device(self._train_set)
+        augment = self._augmenter(train)
+        steps = self._steps(run)
+        bar = progress_bar(total=self.epochs, initial=first - 1, disable=not self.progress,
+                           desc=str(history.metadata["model"]), unit="epoch", leave=False)
         try:
             with sigterm_as_interrupt():
-                for epoch in bar:
+                for epoch in range(first, self.epochs + 1):
                     run.epoch = epoch
-                    record = self._train_epoch(run, epoch, x_train, y_train, x_test, y_test,
-                                               self._gen)
-                    if record is None:
-                        break  # diverged; status and reason already set
+                    step = steps()  # fused, or autograd while a callback reads gradients
+                    lr = float(self.optimizer.param_groups[0]["lr"])
+                    loss_sum = torch.zeros((), device=self.device)
+                    started = time.perf_counter()
+                    step.begin_epoch()
+                    try:
+                        for i, (xb, yb) in enumerate(iter_batches(
+                                x, y, self.batch_size, shuffle=self.shuffle, generator=self._gen)):
+                            loss = step(augment(xb), yb)  # forward, backward, callbacks, update
+                            if self.schedule is not None:
+                                self.schedule.step()  # per batch
+                            if self.ema is not None:
+                                self.ema.update_parameters(self.model)
+                            loss_sum += loss * yb.shape[0]  # on the device: no sync per step
+                            run.step += 1
+                            if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                                break
+                    finally:
+                        step.end_epoch()  # the model holds the epoch's weights from here on
+                    if not torch.isfinite(loss_sum):
+                        self._diverged(run, epoch)
+                        break
+                    seconds = time.perf_counter() - started  # training only
+                    record = self._evaluate_record(epoch, loss_sum.item() / len(y), seconds, lr)
+                    history.append(record)
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(run, record)
+                    self._save(run)
+                    bar.update()
                     bar.set_postfix(loss=f"{record.train_loss:.4f}",
                                     acc=f"{record.test_accuracy:.2%}")
-                    if self._close_epoch(run, record):
+                    if run.stop_requested:
+                        history.status, history.reason = run.stop_status, run.stop_reason
                         break
                 else:
-                    self._complete(history)
+                    history.status = "completed"
+                    history.reason = f"trained the full budget of {self.epochs} epochs"
         except KeyboardInterrupt as exc:
-            self._interrupted(run)
+            history.status = "interrupted"
+            history.reason = f"interrupted after {history.epochs_trained} finished epochs"
+            # The checkpoint keeps the last finished epoch: saving half-trained weights here
+            # would make a resumed run differ from a straight one.
+            self._finish(run, save=False)
             raise TrainingInterrupted(history, getattr(exc, "signum", signal.SIGINT)) from None
         finally:
             bar.close()
         self._finish(run)
         return history
 
-    # -- the pieces of fit, shared with training several models together ------------------
+    # -- the pieces of fit --------------------------------------------------------------------
 
     def _start(self, train: ImageDataset, test: ImageDataset,
-               resume: bool) -> tuple[RunContext, int]:
-        """Validate, create the History, seed, and resume; return the run and its first epoch.
+               resume: bool) -> tuple[RunContext, int | None]:
+        """Check, split, seed, build schedule and EMA, resume, evaluate epoch 0.
 
-        The first epoch is -1 when the resumed checkpoint holds a run that had ended.
+        Returns the run and its first epoch; None when the resumed checkpoint holds a run
+        that had ended.
         """
         if self.history is not None:
             raise ConfigError(
                 "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
-                "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)"
-            )
+                "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)")
         if self.checkpoint is not None and self.checkpoint.exists() and not resume:
             raise ConfigError(
                 f"checkpoint {str(self.checkpoint)!r} already exists; pass resume=True to "
-                "continue that run, or delete the file (or choose another path) to start afresh"
-            )
-        self._check_data(train, test)
+                "continue that run, or delete the file (or choose another path) to start afresh")
+        _check_data(self.model, self.device, train, test)
+        self._train_set, self._val_set = train, None
+        if self.recipe.val_split is not None:
+            self._train_set, self._val_set = split_validation(train, self.recipe.val_split,
+                                                              self.seed)
+        self._eval_sets = {"test": self._on_device(test)}
+        if self._val_set is not None:
+            self._eval_sets["val"] = self._on_device(self._val_set)
         history = History(metadata=self._metadata(train, test))
         self.history = history
-        run = RunContext(model=self.model, history=history, epochs=self.epochs)
-        self._gen = torch.Generator().manual_seed(self.seed)  # the shuffling order
+        run = RunContext(model=self.model, history=history, epochs=self.epochs,
+                         optimizer=self.optimizer)
+        self._gen = torch.Generator().manual_seed(self.seed)  # shuffling and augmentation
         torch.manual_seed(self.seed)  # dropout masks
+        self.schedule = make_schedule(self.optimizer, self.recipe, epochs=self.epochs,
+                                      steps_per_epoch=num_batches(len(self._train_set),
+                                                                  self.batch_size))
+        self.ema = make_ema(self.model, self.recipe.ema)
+        first: int | None = 1
         if resume and self.checkpoint is not None and self.checkpoint.exists():
-            saved = self._restore(run)
-            if saved.status in ("converged", "stopped", "diverged"):
-                history.status, history.reason = saved.status, saved.reason
-                history.diverged_epoch = saved.diverged_epoch
-                return run, -1  # that run had ended; resuming it changes nothing
-            return run, saved.epochs_trained + 1
-        return run, 1
+            first = self._restore(run)
+        if first is not None:
+            if not history.records:
+                history.append(self._evaluate_record(0, None, 0.0, None))
+            for cb in self.callbacks:
+                cb.on_fit_start(run)
+        return run, first
 
-    def _open(self, run: RunContext, train: ImageDataset,
-              test: ImageDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Move the data to the device once, evaluate epoch 0, call on_fit_start."""
-        fmt = self._memory_format
-        x_train = train.float_images().to(self.device).contiguous(memory_format=fmt)
-        y_train = train.labels.to(self.device)
-        x_test = test.float_images().to(self.device).contiguous(memory_format=fmt)
-        y_test = test.labels.to(self.device)
-        if not run.history.records:
-            run.history.append(self._evaluate_record(0, None, x_test, y_test, 0.0))
-        for cb in self.callbacks:
-            cb.on_fit_start(run)
-        return x_train, y_train, x_test, y_test
+    def _steps(self, run: RunContext) -> Callable[[], Step]:
+        """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
+        kind = self.step_kind
+        forward = torch.compile(self.model) if kind == "compiled" else None
+        autograd = AutogradStep(self.model, self.optimizer, self.recipe, run, self.callbacks,
+                                forward=forward, name="compiled" if forward else "autograd")
+        if kind in ("autograd", "compiled") or self._fused_reason is not None:
+            return lambda: autograd
+        fused = FusedStep(self.model, self.optimizer)
+        if kind == "fused":
+            return lambda: fused
+        return lambda: autograd if any(needs_autograd(cb) for cb in self.callbacks) else fused
 
-    def _close_epoch(self, run: RunContext, record: EpochRecord) -> bool:
-        """Record the epoch, tell the callbacks, checkpoint; return True if the run stops."""
-        run.history.append(record)
-        for cb in self.callbacks:
-            cb.on_epoch_end(run, record)
-        self._save(run)
-        if run.stop_requested:
-            run.history.status, run.history.reason = run.stop_status, run.stop_reason
-            return True
-        return False
+    def _augmenter(self, train: ImageDataset) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The batch's way to the step: augmentation, then channels-last for a conv model."""
+        fmt, aug, gen = self._memory_format, None, self._gen
+        if self.recipe.augment:
+            aug = BatchAugment(self.recipe.augment, black=black_value(train))
 
-    def _complete(self, history: History) -> None:
-        history.status = "completed"
-        history.reason = f"trained the full budget of {self.epochs} epochs"
+        def prepare(xb: torch.Tensor) -> torch.Tensor:
+            if aug is not None:
+                xb = aug(xb, gen)
+            if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
+                xb = xb.contiguous(memory_format=fmt)
+            return xb
 
-    def _interrupted(self, run: RunContext) -> None:
-        history = run.history
-        history.status = "interrupted"
-        history.reason = f"interrupted after {history.epochs_trained} finished epochs"
-        # The checkpoint keeps the state of the last finished epoch: saving the weights of
-        # a half-trained epoch here would make a resumed run differ from a straight one.
-        self._finish(run, save=False)
+        return prepare
 
-    def evaluate(self, dataset: ImageDataset) -> tuple[float, float]:
-        """Mean cross-entropy loss and accuracy (a fraction) of the model on ``dataset``."""
-        x, y = dataset.float_images().to(self.device), dataset.labels.to(self.device)
-        return self._evaluate(x, y)
-
-    # -- the loop -----------------------------------------------------------------------------
-
-    def _train_epoch(
-        self, run: RunContext, epoch: int, x: torch.Tensor, y: torch.Tensor,
-        x_test: torch.Tensor, y_test: torch.Tensor, gen: torch.Generator,
-    ) -> EpochRecord | None:
-        """One epoch of training, then evaluation; ``None`` if the loss became non-finite."""
-        model, opt = self.model, self.optimizer
-        watchers = [cb for cb in self.callbacks if getattr(cb, "needs_gradients", True)]
-        # The fused engine copies the weights in and back out once per epoch, so the model
-        # is exact at every epoch boundary (evaluation, callbacks, checkpoints).
-        engine = FusedMLP([model], [self.lr]) if self._fused_reason is None and not watchers \
-            else None
-        model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        started = time.perf_counter()
-        fmt = self._memory_format
-        for i, (xb, yb) in enumerate(self._batches(x, y, gen)):
-            if engine is not None:
-                loss = engine.step(xb, yb)[0]  # forward, backward and SGD update in one call
-            else:
-                if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
-                    xb = xb.contiguous(memory_format=fmt)
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                for cb in watchers:
-                    cb.on_after_backward(run)
-                opt.step()
-            loss_sum += loss.detach() * yb.shape[0]  # stays on the device: no sync per step
-            run.step += 1
-            if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                if engine is not None:
-                    engine.write_back()  # the weights where it diverged, as autograd leaves them
-                self._diverged(run, epoch)
-                return None
-        if engine is not None:
-            engine.write_back()
-        if not torch.isfinite(loss_sum):
-            self._diverged(run, epoch)
-            return None
-        seconds = time.perf_counter() - started
-        return self._evaluate_record(epoch, loss_sum.item() / len(y), x_test, y_test, seconds)
-
-    def _batches(self, x: torch.Tensor, y: torch.Tensor,
-                 gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return iter_batches(x, y, self.batch_size, shuffle=self.shuffle, generator=gen)
+    def _on_device(self, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        x = ds.float_images().to(self.device).contiguous(memory_format=self._memory_format)
+        return x, ds.labels.to(self.device)
 
     def _diverged(self, run: RunContext, epoch: int) -> None:
         """Mark the run diverged in ``epoch``; the unfinished epoch is not recorded."""
@@ -378,108 +411,106 @@ class Trainer:
         history.reason = (f"training loss became non-finite in epoch {epoch} (step {run.step}); "
                           f"lr {self.lr:g} is too large for this model")
 
-    @torch.no_grad()
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        was_training = self.model.training
-        self.model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for xb, yb in iter_batches(x, y, self.eval_batch_size, shuffle=False):
-            logits = self.model(xb)
-            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-            correct += (logits.argmax(1) == yb).sum()
-        self.model.train(was_training)
-        return loss_sum.item() / len(y), correct.item() / len(y)
-
-    def _evaluate_record(self, epoch: int, train_loss: float | None, x: torch.Tensor,
-                         y: torch.Tensor, seconds: float) -> EpochRecord:
-        test_loss, accuracy = self._evaluate(x, y)
-        if not math.isfinite(test_loss):
-            test_loss = float("inf")  # JSON writes it as null; accuracy stays meaningful
-        return EpochRecord(epoch, train_loss, test_loss, accuracy, seconds)
-
     def _finish(self, run: RunContext, *, save: bool = True) -> None:
         for cb in self.callbacks:
             cb.on_fit_end(run, run.history)
         if save:
             self._save(run)
 
-    # -- checkpoints --------------------------------------------------------------------------
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, dataset: ImageDataset) -> tuple[float, float]:
+        """Mean cross-entropy loss and accuracy (a fraction) on ``dataset`` (the EMA if set)."""
+        return self._evaluate(*self._on_device(dataset))
+
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        model = self.ema.module if self.ema is not None else self.model
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                    if self.recipe.precision == "bf16" else contextlib.nullcontext())
+        with autocast:
+            for xb, yb in iter_batches(x, y, self.eval_batch_size, shuffle=False):
+                logits = model(xb).float()
+                loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+                correct += (logits.argmax(1) == yb).sum()
+        model.train(was_training)
+        loss = loss_sum.item() / len(y)
+        # a non-finite loss is kept as inf (JSON writes it as null); accuracy stays meaningful
+        return (loss if math.isfinite(loss) else float("inf")), correct.item() / len(y)
+
+    def _evaluate_record(self, epoch: int, train_loss: float | None, seconds: float,
+                         lr: float | None) -> EpochRecord:
+        test_loss, accuracy = self._evaluate(*self._eval_sets["test"])
+        val = self._evaluate(*self._eval_sets["val"]) if "val" in self._eval_sets else None
+        return EpochRecord(epoch, train_loss, test_loss, accuracy, seconds, lr=lr,
+                           val_loss=val[0] if val else None, val_accuracy=val[1] if val else None)
+
+    # -- checkpoints and metadata -------------------------------------------------------------
 
     def _save(self, run: RunContext) -> None:
         if self.checkpoint is not None:
             save_checkpoint(self.checkpoint, model=self.model, optimizer=self.optimizer,
                             history=run.history, generator=self._gen, step=run.step,
-                            callbacks=self.callbacks)
+                            callbacks=self.callbacks, extra=self._extra_states())
 
-    def _restore(self, run: RunContext) -> History:
-        """Load the checkpoint into model, optimizer, RNGs and callbacks; return its History."""
-        path = self.checkpoint
-        if path is None:  # pragma: no cover - fit only calls this with a checkpoint path
-            raise ConfigError("resume=True needs Trainer(checkpoint=PATH)")
-        saved, step = load_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                                      metadata=run.history.metadata, generator=self._gen,
-                                      callbacks=self.callbacks)
-        run.history.records.extend(saved.records)
-        run.history.metadata.update(
-            {k: v for k, v in saved.metadata.items() if k not in run.history.metadata})
+    def _extra_states(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict() if self.schedule is not None else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def _restore(self, run: RunContext) -> int | None:
+        """Load the checkpoint into model, optimizer, schedule, EMA, RNGs and callbacks."""
+        assert self.checkpoint is not None  # fit only calls this with a checkpoint path
+        saved, step, extra = load_checkpoint(
+            self.checkpoint, model=self.model, optimizer=self.optimizer,
+            metadata=run.history.metadata, generator=self._gen, callbacks=self.callbacks)
+        if self.schedule is not None and extra.get("schedule") is not None:
+            self.schedule.load_state_dict(extra["schedule"])
+        if self.ema is not None and extra.get("ema") is not None:
+            self.ema.load_state_dict(extra["ema"])
+        history = run.history
+        history.records.extend(saved.records)
+        history.metadata.update({k: v for k, v in saved.metadata.items()
+                                 if k not in history.metadata})
         run.step = step
-        return saved
-
-    # -- validation and metadata --------------------------------------------------------------
-
-    def _check_data(self, train: ImageDataset, test: ImageDataset) -> None:
-        for label, ds in (("train", train), ("test", test)):
-            if not isinstance(ds, ImageDataset):
-                raise DataError(f"{label} must be an ImageDataset from fmclassify.load_dataset, "
-                                f"got {type(ds).__name__}")
-        if train.image_shape != test.image_shape:
-            raise DataError(f"train images are {train.image_shape} but test images are "
-                            f"{test.image_shape}; use the two splits of one data set")
-        sample = train.float_images()[:2].to(self.device)
-        name = _model_name(self.model)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                out = self.model(sample)
-        except RuntimeError as exc:
-            c, h, w = train.image_shape
-            raise DataError(
-                f"images of shape {train.image_shape} do not fit model {name!r} ({exc}); build "
-                f"the model for this data: build_model({name!r}, in_channels={c}, "
-                f"image_size={h})" + ("" if h == w else " (the built-in models need square images)")
-            ) from None
-        finally:
-            self.model.train(was_training)
-        if out.ndim != 2 or out.shape[1] != train.num_classes:
-            raise DataError(
-                f"model {name!r} outputs shape {tuple(out.shape)} but {train.name or 'the data'} "
-                f"has {train.num_classes} classes; build it with num_classes={train.num_classes}"
-            )
+        if saved.status in ("converged", "stopped", "diverged"):
+            history.status, history.reason = saved.status, saved.reason
+            history.diverged_epoch = saved.diverged_epoch
+            return None  # that run had ended; resuming it changes nothing
+        return saved.epochs_trained + 1
 
     def _metadata(self, train: ImageDataset, test: ImageDataset) -> dict[str, Any]:
         import torchvision
 
         from fmclassify import __version__
 
-        params = self.model.parameters()
+        step = {"auto": "fused" if self._fused_reason is None else
+                f"autograd ({self._fused_reason})",
+                "fused": "fused", "autograd": "autograd", "compiled": "compiled"}[self.step_kind]
+        if step == "fused" and any(needs_autograd(cb) for cb in self.callbacks):
+            step = "fused (autograd in epochs where a callback reads gradients)"
+        held = len(self._val_set) if self._val_set is not None else 0
         return {
             "model": _model_name(self.model),
             "lr": self.lr,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
-            "optimizer": self.optimizer_name,
+            **self.recipe.describe(),
             "seed": self.seed,
             "shuffle": self.shuffle,
-            "parameters": sum(p.numel() for p in params if p.requires_grad),
+            "parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
             "dataset": train.name,
             "num_classes": train.num_classes,
-            "train_size": len(train),
+            "train_size": len(train) - held,
+            "val_size": held,
             "test_size": len(test),
             "data_checksum": train.checksum + ("+" + test.checksum if test.checksum else ""),
             "device": str(self.device),
-            "step": "fused" if self._fused_reason is None else f"autograd ({self._fused_reason})",
+            "threads": torch.get_num_threads(),
+            "step": step,
             "versions": {"fmclassify": __version__, "torch": str(torch.__version__),
                          "torchvision": str(torchvision.__version__),
                          "python": platform.python_version()},
@@ -490,45 +521,56 @@ def _model_name(model: torch.nn.Module) -> str:
     return str(getattr(model, "fmclassify_name", type(model).__name__))
 
 
-def _check_lr(lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}; the course uses 0.1")
-    return float(lr)
+def _check_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
+    out = list(callbacks)
+    for cb in out:
+        if not isinstance(cb, Callback):
+            raise ConfigError(
+                f"callback {cb!r} lacks the hooks on_fit_start, on_after_backward, "
+                "on_epoch_end, on_fit_end; subclass fmclassify.CallbackBase")
+    return out
 
 
-def _check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _check_data(model: torch.nn.Module, device: torch.device, train: ImageDataset,
+                test: ImageDataset) -> None:
+    """Refuse data that does not fit the model, with one forward pass on two images."""
+    for label, ds in (("train", train), ("test", test)):
+        if not isinstance(ds, ImageDataset):
+            raise DataError(f"{label} must be an ImageDataset from fmclassify.load_dataset, "
+                            f"got {type(ds).__name__}")
+    if train.image_shape != test.image_shape:
+        raise DataError(f"train images are {train.image_shape} but test images are "
+                        f"{test.image_shape}; use the two splits of one data set")
+    sample = train.float_images()[:2].to(device)
+    name = _model_name(model)
+    was_training = model.training
+    model.eval()
     try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for CUDA, but no GPU is available; "
-                          "use device='auto' or 'cpu'")
-    return resolved
-
-
-def _make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    params: Sequence[torch.nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("the model has no trainable parameters; unfreeze some before training")
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    return torch.optim.AdamW(params, lr=lr)
+        with torch.no_grad():
+            out = model(sample)
+    except RuntimeError as exc:
+        c, h, w = train.image_shape
+        raise DataError(
+            f"images of shape {train.image_shape} do not fit model {name!r} ({exc}); build "
+            f"the model for this data: build_model({name!r}, in_channels={c}, "
+            f"image_size={h})" + ("" if h == w else " (the built-in models need square images)")
+        ) from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2 or out.shape[1] != train.num_classes:
+        raise DataError(
+            f"model {name!r} outputs shape {tuple(out.shape)} but {train.name or 'the data'} "
+            f"has {train.num_classes} classes; build it with num_classes={train.num_classes}")
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt during fit, so both end the run the same way."""
+    """Turn SIGTERM into KeyboardInterrupt during fit, so both end the run the same way.
+
+    Outside the main thread (where Python delivers no signal) it does nothing. The previous
+    handler is restored afterwards; one that Python did not install (``None``: set by C code)
+    cannot be restored from Python, so the default action is put back in its place.
+    """
     def handler(signum: int, frame: object) -> None:
         exc = KeyboardInterrupt()
         exc.signum = signum  # type: ignore[attr-defined]
@@ -542,4 +584,4 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
