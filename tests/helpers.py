@@ -45,3 +45,35 @@ def write_fashion_idx(folder, n_train: int = 512, n_test: int = 128, size: int =
         labels = struct.pack(">4BI", 0, 0, 8, 1, n) + ds.labels.to(torch.uint8).numpy().tobytes()
         (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
         (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck"]
+
+
+def write_cifar_files(folder, n: int = 40, *, learnable: bool = False) -> None:
+    """Write the seven CIFAR-10 python pickles (five training batches, the test batch, meta).
+
+    ``learnable``: each class brightens its own band of rows, so a small net learns it.
+    """
+    import pickle
+    from pathlib import Path
+
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
+        rng = np.random.default_rng(i)
+        count = n + (1 if name == "test_batch" else 0)
+        labels = rng.integers(0, 10, count)
+        data = rng.integers(0, 120, (count, 3, 32, 32), dtype=np.uint8)
+        if learnable:
+            for j, c in enumerate(labels):
+                data[j, :, 3 * c:3 * c + 3, :] += 120
+        batch = {"batch_label": name, "data": data.reshape(count, 3072),
+                 "labels": [int(v) for v in labels],
+                 "filenames": [f"img{j}.png" for j in range(count)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {"label_names": CIFAR_CLASSES, "num_cases_per_batch": n, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))

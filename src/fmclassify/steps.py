@@ -111,7 +111,7 @@ class AutogradStep:
                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  name: str = "autograd") -> None:
         self.name = name
-        self._forward = forward or model
+        self._forward = forward if forward is not None else model
         self._opt = optimizer
         self._run = run
         self._callbacks = list(callbacks)

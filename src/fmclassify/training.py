@@ -376,7 +376,8 @@ class Trainer:
         kind = self.step_kind
         forward = torch.compile(self.model) if kind == "compiled" else None
         autograd = AutogradStep(self.model, self.optimizer, self.recipe, run, self.callbacks,
-                                forward=forward, name="compiled" if forward else "autograd")
+                                forward=forward,
+                                name="autograd" if forward is None else "compiled")
         if kind in ("autograd", "compiled") or self._fused_reason is not None:
             return lambda: autograd
         fused = FusedStep(self.model, self.optimizer)
