@@ -38,6 +38,7 @@ EXAMPLE_ORDER = (
     "plot_q1_5_counting_parameters.py",
     "plot_q1_6_structure.py",
     "plot_q1_7_gradients.py",
+    "plot_training_recipes.py",
     "plot_plugin_model.py",
     "plot_other_datasets.py",
     "plot_torchvision_params.py",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -81,7 +82,7 @@ def test_cosine_with_warmup_steps_per_batch_and_records_each_epochs_lr(tiny_data
     assert len(log.lrs) == 4 * per_epoch
     warm = log.lrs[:per_epoch]
     assert warm[0] == pytest.approx(0.1 * 0.01)  # warm-up from 1 % of lr
-    assert all(a < b for a, b in zip(warm, warm[1:], strict=False))  # rising every batch
+    assert all(a < b for a, b in itertools.pairwise(warm))  # rising every batch
     rest = log.lrs[per_epoch:]
     total = len(rest)
     for t, lr in enumerate(rest):  # CosineAnnealingLR's closed form, from the peak to 0
@@ -118,7 +119,7 @@ def test_callable_optimizer_and_schedule(tiny_data):
                     optimizer=rmsprop, schedule=halve).fit(*tiny_data)
     assert [r.lr for r in h.trained] == [0.01, 0.005]  # lr set on the groups, then stepped
     assert h.metadata["optimizer"].endswith("rmsprop")
-    with pytest.raises(ConfigError, match="returned int, not a torch.optim.Optimizer"):
+    with pytest.raises(ConfigError, match=r"returned int, not a torch\.optim\.Optimizer"):
         fmc.Trainer(model(), lr=0.1, epochs=1, optimizer=lambda p: 3)
 
 
@@ -241,7 +242,7 @@ def test_a_checkpoint_of_another_recipe_is_refused(tiny_data, tmp_path):
     ckpt = tmp_path / "run.ckpt"
     fmc.Trainer(model(), lr=0.1, epochs=1, batch_size=32, progress=False, momentum=0.9,
                 checkpoint=ckpt).fit(*tiny_data)
-    with pytest.raises(fmc.CheckpointError, match="momentum: checkpoint 0.9, this run 0.8"):
+    with pytest.raises(fmc.CheckpointError, match=r"momentum: checkpoint 0\.9, this run 0\.8"):
         fmc.Trainer(model(), lr=0.1, epochs=2, batch_size=32, progress=False, momentum=0.8,
                     checkpoint=ckpt).fit(*tiny_data, resume=True)
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -132,6 +133,8 @@ def run_assignment(
     progress: bool = True,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    executor: Executor | None = None,
+    workers: int | None = None,
 ) -> AssignmentReport:
     """Run every experiment of the assignment and write the report into ``out``.
 
@@ -157,6 +160,11 @@ def run_assignment(
         Training device.
     on_run : callable, optional
         Called after each run (the command line's overall progress bar).
+    executor : concurrent.futures.Executor, optional
+        Where the runs train (e.g. Dask's ``client.get_executor()``); default: processes on
+        this machine, one per core.
+    workers : int, optional
+        Processes of the default pool; ``1`` trains every run one by one in this process.
 
     Returns
     -------
@@ -176,7 +184,8 @@ def run_assignment(
     # Every run takes the Trainer's default step, as `fmclassify train` and the gallery do,
     # so a run gives the same numbers wherever it is started.
     common: dict[str, Any] = {"data": (train, test), "store": store, "progress": progress,
-                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds))}
+                              "device": device, "on_run": on_run, "seeds": tuple(range(seeds)),
+                              "executor": executor, "workers": workers}
     base = models[0]
     results = {
         "q1_1": lr_sweep(base, lrs, plan.epochs, **common),
