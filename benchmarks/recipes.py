@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=None, help="EMA decay of the weights")
     parser.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"])
     parser.add_argument("--label-smoothing", type=float, default=RECIPE["label_smoothing"])
+    parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
     args = parser.parse_args()
     print(machine())
     train, test = fmc.load_dataset("fashion-mnist", download=False)
@@ -47,7 +48,7 @@ def main() -> None:
         train = train.subset(args.train_size)
     recipe = {**RECIPE, "augment": tuple(a for a in args.augment.split(",") if a) or None,
               "ema": args.ema, "weight_decay": args.weight_decay,
-              "label_smoothing": args.label_smoothing}
+              "label_smoothing": args.label_smoothing, "batch_size": args.batch_size}
     print(f"{args.model}: lr {args.lr}, {args.epochs} epochs, {recipe}")
     started = time.perf_counter()
     result = fmc.lr_sweep(args.model, lrs=(args.lr,), epochs=args.epochs,

@@ -27,7 +27,9 @@ ALLOWED = {
     "_render": set(),
     "_profile": {"exceptions"},
     "history": {"_io", "_display", "plotting"},  # plotting lazily, from History.plot
-    "plotting": {"exceptions"},
+    "_figures": set(),
+    "_inside_plots": {"_figures", "exceptions"},
+    "plotting": {"_figures", "_inside_plots", "exceptions"},
     "callbacks": {"history"},
     "registry": {"exceptions"},  # the package imports models, which register themselves
     "models": {"exceptions", "registry"},
