@@ -1,7 +1,8 @@
 """Train K multilayer perceptrons together with hand-written backpropagation and plain SGD.
 
-A private engine for :class:`~fmclassify.Trainer` and the learning-rate sweeps. For an MLP
-(``Flatten?, Linear, ReLU, ..., Linear``) the whole training step is a handful of matrix
+A private engine behind :class:`~fmclassify.steps.FusedStep`, which trains one model with it
+(the engine also takes K models at once). For an MLP (``Flatten?, Linear, ReLU, ...,
+Linear``) the whole training step is a handful of matrix
 products, and at the course's batch of 64 autograd's bookkeeping (graph nodes, ``.grad``
 tensors, the optimizer's loop over parameters) costs about as much as the products themselves.
 :class:`FusedMLP` writes the step out by hand:
@@ -28,15 +29,13 @@ Choices a reader might question:
   bias in one GEMM. The first layer's input is the caller's batch (no ones column), so its
   bias is added and updated explicitly. Stored as a row the bias is contiguous, so adding it
   to the batch's products is a vectorized broadcast (as a column of ``[W | b]`` it was a
-  strided gather), and MKL runs ``x^T g`` into ``W_1^T`` faster than ``g^T x`` into ``W_1``.
-  Measured side by side against ``[W | b]`` layers, the K = 1 epoch took 2% less on a quiet
-  machine and 6% less with the second core busy.
+  strided gather), and MKL runs ``x^T g`` into ``W_1^T`` faster than ``g^T x`` into ``W_1``
+  (the measurements are in ``benchmarks/README.md``).
 * **Two ways through K models.** On a GPU one batched pass: weights stacked to
   (K, in + 1, out), ``bmm``/``baddbmm_`` for every product, so K models cost the kernel
-  launches of one (measured on an H100: four base MLPs in the time of one, 9x four autograd
-  runs). On a CPU the GEMMs themselves are the cost, batching them gains nothing, so each model
-  takes a 2-D pass of its own (``addmm``), which also makes model k of a sweep compute bit for
-  bit what a run of its own computes. ``FusedMLP(..., batched=)`` overrides the choice.
+  launches of one. On a CPU the GEMMs themselves are the cost, batching them gains nothing,
+  so each model takes a 2-D pass of its own (``addmm``), which also makes model k compute bit
+  for bit what a run of its own computes. ``FusedMLP(..., batched=)`` overrides the choice.
 * **No host sync**: the step returns the losses as a device tensor; ``.item()`` per step would
   stall a GPU. Shape checks read only tensor metadata.
 * **Inactive models are set aside**, not run with ``lr = 0``: a frozen model's weights stay
@@ -407,7 +406,7 @@ class FusedMLP:
         self._idx = torch.tensor(idx, device=self.device) if idx else None
         # One batched pass (A, ...) on a GPU: few kernel launches. On the CPU one 2-D pass per
         # model: batched GEMMs gain nothing there, and a model's weights stay in cache through
-        # its step (measured 0-10% faster for 4 base MLPs on 2 cores).
+        # its step.
         batched = self._batch_models
         self._batched = len(idx) > 1 and (self.device.type != "cpu" if batched is None
                                           else batched)
