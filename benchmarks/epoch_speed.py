@@ -3,7 +3,7 @@
 All train the same initial weights with SGD (lr 0.1, batch 64) in the quickstart's batch order
 (no shuffling), alternating, ``--repeats`` times each; the script prints the median seconds of
 the training epoch, the ratio, and the test accuracies: the Trainer with autograd
-(``fused=False``) matches the quickstart exactly, the default fused step within rounding.
+(``step="autograd"``) matches the quickstart exactly, the default fused step within rounding.
 
     .venv/bin/python benchmarks/epoch_speed.py [--repeats 3]
 """
@@ -46,7 +46,8 @@ def main() -> None:
             quick_acc = quickstart_accuracy(model, test_loader)
             for fused, times in ((True, trainer_s), (False, autograd_s)):
                 t = fmc.Trainer(copy.deepcopy(initial), lr=0.1, epochs=1, batch_size=64,
-                                shuffle=False, progress=False, device="cpu", fused=fused)
+                                shuffle=False, progress=False, device="cpu",
+                                step="auto" if fused else "autograd")
                 history = t.fit(train, test)
                 times.append(history.records[-1].seconds)
                 if fused:
@@ -58,7 +59,7 @@ def main() -> None:
     print(f"model {args.model}, batch 64, SGD lr 0.1, one training epoch, median of "
           f"{args.repeats}")
     print(f"  quickstart (DataLoader + ToTensor): {q:6.2f} s   test accuracy {quick_acc:.2%}")
-    print(f"  Trainer(fused=False), autograd:     {a:6.2f} s   test accuracy {autograd_acc:.2%}"
+    print(f"  Trainer(step='autograd'):          {a:6.2f} s   test accuracy {autograd_acc:.2%}"
           f"   {q / a:.2f}x")
     print(f"  Trainer, default (fused step):      {f:6.2f} s   test accuracy {trainer_acc:.2%}"
           f"   {q / f:.2f}x")

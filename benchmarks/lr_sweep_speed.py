@@ -1,11 +1,12 @@
-"""A 4-learning-rate sweep of the base MLP through ``fmclassify.lr_sweep``: together vs one by one.
+"""A 4-learning-rate sweep of the base MLP through ``fmclassify.lr_sweep``: parallel vs one by one.
 
 lrs 0.1, 0.05, 0.01, 0.001, batch 64, seed 0, the real Fashion-MNIST, ``--epochs`` epochs each
 (training and evaluation: the wall time a user waits). Each round runs, in turn:
 
-(a) one by one, ``fused=False``: four autograd Trainer runs (the course's loop, data as tensors);
-(b) one by one, the default Trainer (the fused step, all intra-op threads on each run);
-(c) together (the default of ``lr_sweep``): on a CPU the four runs side by side, one per core.
+(a) one by one in this process (``workers=1``), ``step="autograd"``: four autograd Trainer runs;
+(b) one by one in this process, the default Trainer (the fused step, all intra-op threads);
+(c) the default of ``lr_sweep``: on a CPU the four runs in worker processes, one per core,
+    each a plain ``Trainer.fit`` with one intra-op thread (on two cores).
 
 It prints the median of ``--repeats`` rounds, the ratios, the largest difference between (c)
 and (b) in any run's final accuracy and training loss, and whether (c) equals (b) run with
@@ -29,11 +30,12 @@ import fmclassify as fmc
 LRS = (0.1, 0.05, 0.01, 0.001)
 
 
-def timed(data, epochs: int, together: bool, fused: bool = True
+def timed(data, epochs: int, parallel: bool, fused: bool = True
           ) -> tuple[float, fmc.ExperimentResult]:
     start = time.perf_counter()
-    result = fmc.lr_sweep("base", lrs=LRS, epochs=epochs, data=data, together=together,
-                          device="cpu", fused=fused)
+    result = fmc.lr_sweep("base", lrs=LRS, epochs=epochs, data=data,
+                          workers=None if parallel else 1, device="cpu",
+                          step="auto" if fused else "autograd")
     return time.perf_counter() - start, result
 
 
@@ -49,11 +51,11 @@ def main() -> None:
     data = fmc.load_dataset("fashion-mnist", download=False)
     times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     for _ in range(args.repeats):
-        t, _autograd = timed(data, args.epochs, together=False, fused=False)
+        t, _autograd = timed(data, args.epochs, parallel=False, fused=False)
         times["a"].append(t)
-        t, apart = timed(data, args.epochs, together=False)
+        t, apart = timed(data, args.epochs, parallel=False)
         times["b"].append(t)
-        t, together = timed(data, args.epochs, together=True)
+        t, together = timed(data, args.epochs, parallel=True)
         times["c"].append(t)
     med = {k: statistics.median(v) for k, v in times.items()}
     pairs = list(zip(apart.runs, together.runs, strict=True))
@@ -62,18 +64,18 @@ def main() -> None:
                for x, y in pairs)
     print(f"lr_sweep of base, lrs {LRS}, {args.epochs} epoch(s), median of {args.repeats} "
           "rounds (training and evaluation); all rounds in brackets")
-    labels = {"a": "(a) one by one, fused=False", "b": "(b) one by one, default Trainer",
-              "c": "(c) together (default)"}
+    labels = {"a": "(a) one by one, autograd", "b": "(b) one by one, default Trainer",
+              "c": "(c) worker processes (default)"}
     for k, label in labels.items():
         runs = " ".join(f"{t:.2f}" for t in times[k])
         print(f"  {label:34s} {med[k]:7.2f} s   [{runs}]")
-    print(f"  together: {med['a'] / med['c']:.2f}x (a), {med['b'] / med['c']:.2f}x (b)")
+    print(f"  workers: {med['a'] / med['c']:.2f}x (a), {med['b'] / med['c']:.2f}x (b)")
     print(f"  largest difference from (b): final accuracy {100 * acc:.2f} points, "
           f"final train loss {loss:.2e}")
     if args.check:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        _, single = timed(data, args.epochs, together=False)
+        _, single = timed(data, args.epochs, parallel=False)
         torch.set_num_threads(threads)
         def numbers(h: fmc.History) -> list[tuple]:
             return [(r.train_loss, r.test_loss, r.test_accuracy) for r in h.records]

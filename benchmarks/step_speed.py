@@ -4,7 +4,7 @@ All train the same initial weights (``build_model("base", seed=0)``) with SGD lr
 in the quickstart's order (no shuffling), on the real Fashion-MNIST training set:
 
 (a) the course's quickstart loop (DataLoader + ToTensor, autograd, torch.optim.SGD);
-(b) fmclassify's Trainer with ``fused=False`` (autograd), and (b+) with its default (the fused
+(b) fmclassify's Trainer with ``step="autograd"``, and (b+) with its default (the fused
     step where the model allows it), timed by ``history.records[-1].seconds`` (the training
     epoch only, evaluation excluded);
 (c) a plain autograd loop over slices of one in-memory tensor;
@@ -132,7 +132,7 @@ def main() -> None:
             for key, fused in (("b", False), ("b+", True)):
                 history = fmc.Trainer(copy.deepcopy(initial), lr=LR, epochs=1, batch_size=BATCH,
                                       shuffle=False, progress=False, device="cpu",
-                                      fused=fused).fit(train, test)
+                                      step="auto" if fused else "autograd").fit(train, test)
                 times[key].append(history.records[-1].seconds)
             plain, fused = copy.deepcopy(initial), copy.deepcopy(initial)
             times["c"].append(autograd_epoch(plain, x, y))
@@ -142,7 +142,7 @@ def main() -> None:
             diff = max(diff, max_weight_diff(plain, fused))
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
-    labels = {"a": "(a) quickstart loop (DataLoader)", "b": "(b) Trainer, fused=False",
+    labels = {"a": "(a) quickstart loop (DataLoader)", "b": "(b) Trainer, step=autograd",
               "b+": "(b+) Trainer, default (fused)",
               "c": "(c) autograd over tensor slices", "d": "(d) FusedMLP K=1",
               "e": "(e) GEMM floor (8 GEMMs/step)",

@@ -2,7 +2,7 @@
 
 Learning rates 0.1, 0.05, 0.01, 0.001, one epoch each, batch 64, no shuffling, the same initial
 weights (``build_model("base", seed=0)``), the real Fashion-MNIST training set. The baseline is
-four ``Trainer(..., fused=False).fit`` runs (autograd) in a row, summing their training-epoch
+four ``Trainer(..., step="autograd").fit`` runs (autograd) in a row, summing their training-epoch
 seconds (evaluation excluded). Against it: four runs of the default Trainer (a fused K=1
 engine inside); four FusedMLP K=1 engines in a row; one K=4 engine with its default (on a CPU,
 one 2-D pass per model in each step); one K=4 engine with batched ``bmm`` ops (the GPU
@@ -44,7 +44,8 @@ def sequential(initial: nn.Module, train: fmc.ImageDataset, test: fmc.ImageDatas
     for lr in LRS:
         model = copy.deepcopy(initial)
         history = fmc.Trainer(model, lr=lr, epochs=1, batch_size=BATCH, shuffle=False,
-                              progress=False, device="cpu", fused=fused).fit(train, test)
+                              progress=False, device="cpu",
+                              step="auto" if fused else "autograd").fit(train, test)
         seconds += history.records[-1].seconds
         models.append(model)
     return seconds, models
@@ -138,7 +139,7 @@ def main() -> None:
     print(f"base MLP, lrs {', '.join(map(str, LRS))}, batch {BATCH}, one epoch each, "
           f"{args.repeats} rounds; median and best (s), speed-up over the baseline's median and "
           "best; all runs")
-    print(f"  {'4 Trainer runs, fused=False':35s} {seq:5.2f} {seq_best:5.2f}   1.00x 1.00x   "
+    print(f"  {'4 Trainer runs, step=autograd':35s} {seq:5.2f} {seq_best:5.2f}   1.00x 1.00x   "
           f"[{' '.join(f'{t:.2f}' for t in seq_s)}]")
     for name, ts in times.items():
         med, best = statistics.median(ts), min(ts)
