@@ -29,7 +29,8 @@ from typing import Any
 
 __all__ = ["EXAMPLE_ORDER", "ExampleOrder", "scrape_figures"]
 
-#: Gallery order: the course's questions first, then what goes beyond them.
+#: Gallery order: the course's questions first, then what goes beyond them (a training
+#: recipe, then the tools that look inside a model and its training: ``plot_inside_*``).
 EXAMPLE_ORDER = (
     "plot_q1_1_learning_rates.py",
     "plot_q1_2_convergence.py",
@@ -39,6 +40,12 @@ EXAMPLE_ORDER = (
     "plot_q1_6_structure.py",
     "plot_q1_7_gradients.py",
     "plot_training_recipes.py",
+    "plot_inside_interpret.py",
+    "plot_inside_lr_find.py",
+    "plot_inside_gradient_flow.py",
+    "plot_inside_activations.py",
+    "plot_inside_shapes_and_compute.py",
+    "plot_inside_loggers.py",
     "plot_plugin_model.py",
     "plot_other_datasets.py",
     "plot_torchvision_params.py",

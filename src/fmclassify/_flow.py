@@ -16,7 +16,8 @@ taken after ``loss.backward()`` and before ``optimizer.step()``:
     :math:`\eta\,\|g\|_2 / \|w\|_2`, with :math:`\eta` the learning rate of the tensor's
     parameter group at that step: the relative size of a plain SGD step. Momentum, Adam and
     weight decay change the actual update; the ratio stays the gradient's push relative to the
-    weight.
+    weight. NaN where :math:`\|w\|_2 = 0` (a tensor that starts at zero, such as batch
+    norm's shift, at its first step).
 
 The per-tensor sums go into one (steps, tensors, 4) tensor allocated on the model's device once
 per fit (sum g, sum \|g\|, \|g\|, \|w\|); the learning rates are Python floats read from the
@@ -140,7 +141,9 @@ class LayerFlow:
         known = all(lr is not None for lr in self.lrs[:recorded])
         if known:
             lrs = torch.tensor(self.lrs[:recorded], dtype=torch.float64).reshape(sums.shape[:2])
-            columns.append(lrs * sums[..., 2] / sums[..., 3])
+            weight = sums[..., 3]  # NaN, not inf, for a tensor that is still all zeros
+            columns.append(torch.where(weight > 0, lrs * sums[..., 2] / weight,
+                                       torch.full_like(weight, math.nan)))
         table = torch.stack(columns, dim=-1).permute(1, 2, 0).tolist()  # (P, stats, T)
         return {
             name: dict(zip(FLOW_STATISTICS, per_stat, strict=False))
