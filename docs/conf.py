@@ -71,6 +71,7 @@ CLI_CAPTURES = {
     "params-help": ["params", "--help"],
     "train-help": ["train", "--help"],
     "assignment-help": ["assignment", "--help"],
+    "sweep-help": ["sweep", "--help"],
     "models": ["models"],
     "params-deeper": ["params", "deeper"],
 }

@@ -97,3 +97,75 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("fmclassify ")
+
+
+@pytest.fixture
+def idx_root(tmp_path):
+    """A Fashion-MNIST in the real file format (synthetic images), that DataRef can name."""
+    from helpers import write_fashion_idx
+
+    root = tmp_path / "data"
+    write_fashion_idx(root, n_train=256, n_test=128)
+    return root
+
+
+def sweep_argv(root, *extra):
+    return ["sweep", "--model", "base", "--lrs", "0.5,0.05", "--epochs", "1", "--batch-size",
+            "32", "--data-root", str(root), "--no-download", "--train-size", "200",
+            "--no-progress", "--workers", "1", *extra]
+
+
+def test_sweep_prints_the_table_writes_json_and_reuses_its_store(idx_root, tmp_path, capsys):
+    store, out = tmp_path / "runs", tmp_path / "sweep.json"
+    assert main(sweep_argv(idx_root, "--store", str(store), "--json", str(out))) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| Learning rate |") and f"result written to {out}" in printed
+    result = json.loads(out.read_text())
+    assert [r["spec"]["lr"] for r in result["runs"]] == [0.5, 0.05]
+    assert {r["history"]["metadata"]["train_size"] for r in result["runs"]} == {200}
+    stamps = {p: p.stat().st_mtime_ns for p in store.glob("*.json")}
+    assert len(stamps) == 2
+    assert main(sweep_argv(idx_root, "--store", str(store))) == 0  # nothing trains again
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_sweep_exits_1_when_a_run_fails_and_says_how_to_retry(idx_root, tmp_path, capsys):
+    from fmclassify.executors import DataRef, data_id
+    from fmclassify.runs import RunSpec, RunStore
+
+    data = DataRef(root=idx_root, download=False, train_size=200).load()
+    spec = RunSpec("base", 0.05, 1, 0, batch_size=32, data=data_id(*data))
+    RunStore(tmp_path / "runs").checkpoint_path(spec).write_bytes(b"junk")
+    assert main(sweep_argv(idx_root, "--store", str(tmp_path / "runs"))) == 1
+    err = capsys.readouterr().err
+    assert "fmclassify: run base lr=0.05 seed 0 failed: CheckpointError" in err
+    assert "1 runs failed; the others are kept: rerun the same command" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sweep", "--workers", "0"], "workers must be an integer >= 1, got 0"),
+    (["sweep", "--lrs", "0.1,x"], "--lrs must be comma-separated numbers, got '0.1,x'"),
+    (["sweep", "--seeds", "0"], "seeds must be an integer >= 1, got 0"),
+    (["sweep", "--train-size", "0"], "train_size must be an integer >= 1, got 0"),
+    (["assignment", "--workers", "0"], "workers must be an integer >= 1, got 0"),
+])
+def test_sweep_and_assignment_check_their_flags_first(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(fmclassify.data, "load_dataset", lambda *a, **k: pytest.fail("loaded"))
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_workers_and_scheduler_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_python_dash_m_fmclassify_runs_the_command():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "fmclassify", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("fmclassify ")

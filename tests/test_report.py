@@ -1,25 +1,53 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from fmclassify.checkpoint import read_checkpoint_history
 from fmclassify.exceptions import ConfigError
-from fmclassify.report import Budget, run_assignment
+from fmclassify.report import BUDGETS, Budget, run_assignment, total_runs
 from fmclassify.training import Trainer
 from helpers import make_dataset
 
-TINY = Budget("tiny", train_size=None, epochs=2, max_epochs=3, gradient_steps=5)
-KW = {"budget": TINY, "models": ("base", "wider"), "lrs": (0.5, 0.05), "progress": False}
+# A rule synthetic data meets within three epochs, so Q1.2's rows carry numbers.
+TINY = Budget("tiny", train_size=None, epochs=2, max_epochs=3, gradient_steps=5,
+              threshold=0.05, patience=1, window=1, recipe_epochs=2)
+KW = {"budget": TINY, "models": ("base", "wider"), "lrs": (0.5, 0.05), "progress": False,
+      "seeds": 1}
+QUESTIONS = ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q1.5", "Q1.6", "Q1.7")
+
+
+def tiny_data(name: str = "synthetic"):
+    return tuple(dataclasses.replace(ds, name=name) for ds in (
+        make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")))
 
 
 @pytest.fixture
 def data():
-    return make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
+    return tiny_data()
+
+
+@pytest.fixture(scope="module")
+def one_seed(tmp_path_factory):
+    """A report of one seed, on the synthetic sets named Fashion-MNIST (so the course's
+    numbers are shown); read by several tests."""
+    out = tmp_path_factory.mktemp("one_seed")
+    return run_assignment(out, data=tiny_data("fashion-mnist"), **KW)
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory):
+    """The default three seeds; lr 1e6 diverges in every seed of every question."""
+    out = tmp_path_factory.mktemp("three_seeds")
+    return run_assignment(out, data=tiny_data("fashion-mnist"),
+                          **{**KW, "lrs": (0.1, 1e6), "seeds": 3})
 
 
 def mask_timing(text: str) -> str:
@@ -33,46 +61,157 @@ def tables_without_seconds(out):
     for rows in tables.values():
         for row in rows:
             row.pop("seconds_per_epoch", None)
+            row.pop("seconds_per_epoch_std", None)
     return tables
 
 
-def test_report_has_every_section_and_file(data, tmp_path):
-    report = run_assignment(tmp_path, data=data, **KW)
+def markdown_tables(md: str) -> dict[str, list[list[str]]]:
+    """Each section's first Markdown table (header included), by its ``## Qx.y`` heading."""
+    out: dict[str, list[list[str]]] = {}
+    for section in re.split(r"\n## ", md)[1:]:
+        blocks = section.split("\n\n")
+        table = next((b for b in blocks[1:] if b.startswith("| ")), "")
+        rows = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]
+                for ln in table.split("\n") if ln]
+        out[blocks[0].split(" ")[0]] = rows
+    return out
+
+
+def test_report_has_every_section_and_file(one_seed):
+    report, tmp_path = one_seed, one_seed.out
     md = (tmp_path / "report.md").read_text()
-    for q in ("Q1.1", "Q1.2", "Q1.3", "Q1.4", "Q1.5", "Q1.6", "Q1.7"):
+    for q in QUESTIONS:
         assert f"## {q}" in md
+    assert "## Summary" in md and "## Beyond the course" in md
     assert "budget 'tiny'" in md
     assert "(n+1)*m = (64+1)*512 = 33,280" in md  # the Q1.5 formula table of base on 8x8 images
-    html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == md.count("![")
-    assert not re.search(r"<img[^>]+src='figures/", html)  # self-contained
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 3 * 2 + 2
+    runs = 4 * 2 + 2 + 2 + 1  # Q1.1, Q1.2, Q1.7 twice; Q1.4; the per-layer flow; the recipe
+    assert len(list((tmp_path / "runs").glob("*.json"))) == runs == total_runs(1, ("base",
+                                                                                 "wider"),
+                                                                                (0.5, 0.05))
+    assert len(list((tmp_path / "runs").glob("*.final.pt"))) == 1  # the interpreted model's
     assert len(list((tmp_path / "figures").glob("*.png"))) == md.count("![")
     assert set(json.loads((tmp_path / "results.json").read_text())["tables"]) == {
-        "q1_1", "q1_2", "q1_4", "q1_7"}
+        "q1_1", "q1_2", "q1_4", "q1_7", "q1_7_abs", "q1_7_flow", "recipe"}
     assert report.markdown == md
 
 
-def test_observations_come_from_measured_numbers(data, tmp_path):
-    report = run_assignment(tmp_path, data=data, **KW)
+def test_html_is_one_self_contained_file_with_every_figure(one_seed):
+    tmp_path = one_seed.out
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    uris = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    pngs = sorted(p.read_bytes() for p in (tmp_path / "figures").glob("*.png"))
+    import base64
+
+    assert sorted(base64.b64decode(u) for u in uris) == pngs  # every figure, as data: URIs
+    assert len(uris) == md.count("![")
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"<link\b|<script\b|<iframe\b|@import|url\(", page, re.IGNORECASE)
+    assert not re.search(r"src=['\"](?!data:)", page)
+    assert "<nav class='toc'>" in page and page.index("Summary") < page.index("Q1.1 Learning")
+
+
+def test_every_row_has_a_number_or_a_reason_beside_the_course(three_seeds):
+    report = three_seeds
+    for key in ("q1_1", "q1_2", "q1_4", "q1_7"):
+        assert all(row["seeds"] == 3 for row in report.results[key].table())
+    tables = markdown_tables(report.markdown)
+    expect_course = {"Q1.1": "Course: final (10 epochs)", "Q1.2": "Course: epochs",
+                     "Q1.4": "Course: avg (10 epochs)", "Q1.7": "Course's hint"}
+    headline = {"Q1.1": 1, "Q1.2": 1, "Q1.4": 3, "Q1.7": 3}
+    for q, column in expect_course.items():
+        header, _, *rows = tables[q]
+        assert column in header, (q, header)
+        assert rows
+        for row in rows:
+            cell, why = row[headline[q]], row[-1]
+            assert cell != "n/a" or re.search(r"\d of \d seeds: .{20,}", why), (q, row)
+            if cell != "n/a":
+                assert " ± " in cell, (q, row)  # mean ± standard deviation over the seeds
+    q11 = {row[0]: row for row in tables["Q1.1"][2:]}
+    assert q11["0.1"][4] == "87.2%" and q11["0.1"][5] == "84.68%"  # the course's, from data
+    assert "diverged in 3 of 3 seeds: the steps are too large" in q11["1e+06"][-1]
+    q12 = {row[0]: row for row in tables["Q1.2"][2:]}
+    assert q12["0.1"][3] == "204" and q12["0.1"][1] != "n/a"
+    q14 = {row[0]: row for row in tables["Q1.4"][2:]}
+    assert q14["base"][2] == "669,706" and q14["wider"][4] == "87.49%"
+    assert q14["base"][5].startswith(("+", "-")) and q14["base"][6] in ("yes", "no")
     md = report.markdown
-    best = max(report.results["q1_1"].table(), key=lambda r: r["final_accuracy"])
-    expected = f"the best learning rate is {best['lr']:g}, with {100 * best['final_accuracy']:.1f}%"
-    assert expected in md
-    rows = {r["model"]: r for r in report.results["q1_4"].table()}
-    ratio = rows["wider"]["parameters"] / rows["base"]["parameters"]
-    assert f"{ratio:.2f}x base's" in md
+    assert "the course does not state its convergence rule" in md
+    assert "the mean test accuracy over its 10 epochs" in md
+    assert "The course's hint says the mean of the gradients should be decreased" in md
 
 
-def test_rerun_reuses_every_finished_run(data, tmp_path, monkeypatch):
-    run_assignment(tmp_path, data=data, **KW)
+@pytest.mark.parametrize("which", ["one_seed", "three_seeds"])
+def test_summary_answers_all_seven_questions(which, request):
+    report = request.getfixturevalue(which)
+    summary = markdown_tables(report.markdown)["Summary"]
+    assert summary[0] == ["Question", "What we measured", "The course"]
+    answers = {row[0].split(" ")[0]: row[1] for row in summary[2:]}
+    assert set(QUESTIONS) <= set(answers) and "Beyond:" in answers
+    for q in QUESTIONS:
+        assert answers[q] not in ("", "n/a") and re.search(r"\d", answers[q]), (q, answers[q])
+    course = {row[0].split(" ")[0]: row[2] for row in summary[2:]}
+    assert "87.2%" in course["Q1.1"] and "597" in course["Q1.2"]
+    assert "1,475,338" in course["Q1.5"] and "decreased" in course["Q1.7"]
+
+
+def test_a_diverged_seed_enters_no_mean(three_seeds):
+    """lr 1e6 diverges: its rows count it and average nothing of it; its gradient trace is not
+    finite, so Q1.7 takes no statistic over it."""
+    report = three_seeds
+    for key in ("q1_1", "q1_2"):
+        for row in report.results[key].table():
+            if row["lr"] == 1e6:
+                assert row["diverged"] == 3 and row["final_accuracy"] is None
+                assert row["mean_accuracy"] is None and row["final_accuracy_std"] is None
+                assert "diverged in 3 of 3 seeds" in row["outcome"]
+    q17 = {r["lr"]: r for r in report.results["q1_7"].table()}
+    assert q17[1e6]["gradient_mean"] is None and q17[1e6]["gradient_nonfinite"] == 3
+    assert q17[0.1]["gradient_mean"] is not None
+    assert "no statistic is taken over a trace that is not finite" in report.markdown
+    assert "lr 1e+06 diverged in 3 of 3 seeds" in report.markdown
+
+
+def test_a_mean_counts_only_the_seeds_that_trained():
+    """One seed of three diverges: the row is the mean and spread of the other two."""
+    from fmclassify.experiments import ExperimentResult
+    from fmclassify.history import EpochRecord, History
+    from fmclassify.runs import RunResult, RunSpec
+
+    def run(seed, accuracies, status="completed"):
+        h = History(status=status, diverged_epoch=3 if status == "diverged" else None)
+        for i, a in enumerate(accuracies):
+            h.append(EpochRecord(i, None if i == 0 else 0.5, 0.5, a, 1.0))
+        return RunResult(RunSpec("base", 0.1, 2, seed), h)
+
+    result = ExperimentResult("lr_sweep", [run(0, [0.1, 0.8, 0.9]), run(1, [0.1, 0.7, 0.7]),
+                                           run(2, [0.1, 0.99], "diverged")])
+    row = result.table()[0]
+    assert row["final_accuracy"] == pytest.approx(0.8)
+    assert row["final_accuracy_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert row["outcome"] == "trained in 2 of 3 seeds; diverged in 1 of 3 seeds (epoch 3)"
+    assert "80.0% ± 14.1" in result.to_markdown()
+
+
+def test_rerun_reuses_every_finished_run(one_seed, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(one_seed.out, tmp_path, dirs_exist_ok=True)
     first = (tmp_path / "report.md").read_text()
+    fit = Trainer.fit
 
-    def no_training(*a, **k):
-        raise AssertionError("a finished run was trained again")
+    def restore_only(self, train, test, *, resume=False):
+        """The report rebuilds its interpreted model from a finished run's last checkpoint:
+        a fit that restores it trains no epoch; any other fit is a run trained again."""
+        done = (resume and self.checkpoint is not None and self.checkpoint.exists()
+                and read_checkpoint_history(self.checkpoint).epochs_trained == self.epochs)
+        if not done:
+            raise AssertionError("a finished run was trained again")
+        return fit(self, train, test, resume=resume)
 
-    monkeypatch.setattr(Trainer, "fit", no_training)
-    run_assignment(tmp_path, data=data, **KW)
+    monkeypatch.setattr(Trainer, "fit", restore_only)
+    run_assignment(tmp_path, data=tiny_data("fashion-mnist"), **KW)
     assert (tmp_path / "report.md").read_text() == first
 
 
@@ -83,7 +222,7 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     script = textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
         from helpers import make_dataset
         from fmclassify.callbacks import CallbackBase
         from fmclassify.report import Budget, run_assignment
@@ -102,17 +241,15 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
             original(self, *a, **k)
         training.Trainer.__init__ = patched
         data = make_dataset(256, seed=0), make_dataset(128, seed=1, split="test")
-        run_assignment({str(killed)!r}, data=data,
-                       budget=Budget("tiny", None, 2, 3, 5), models=("base", "wider"),
-                       lrs=(0.5, 0.05), progress=False, on_run=runs.append)
+        run_assignment({str(killed)!r}, data=data, budget=Budget(*{dataclasses.astuple(TINY)!r}),
+                       models=("base", "wider"), lrs=(0.5, 0.05), progress=False, seeds=1,
+                       on_run=runs.append)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)  # returns once the orphaned workers are gone too
+                          timeout=180)  # returns once the orphaned workers are gone too
     assert proc.returncode == -9, proc.stderr
     finished = sorted(p.name for p in (killed / "runs").glob("*.json"))
     assert len(finished) == 4  # Q1.1 and Q1.2
-    from fmclassify.checkpoint import read_checkpoint_history
-
     ckpts = sorted((killed / "runs").glob("*.ckpt"))
     assert len(ckpts) in (1, 2)  # Q1.4's runs, each at its last saved epoch
     assert all(read_checkpoint_history(c).epochs_trained in (1, 2) for c in ckpts)
@@ -121,7 +258,7 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (killed / "runs").glob("*.json")}
     run_assignment(killed, data=data, **KW)
     after = set((killed / "runs").glob("*.json"))
-    assert len(after - set(stamps)) == 4  # Q1.4's two models and Q1.7's two runs
+    assert len(after - set(stamps)) == 2 + 4 + 2 + 1  # Q1.4, Q1.7 twice, the flow, the recipe
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # none trained twice
     assert not list((killed / "runs").glob("*.ckpt"))
     run_assignment(straight, data=data, **KW)
@@ -143,22 +280,11 @@ def test_bad_report_arguments(data, tmp_path, kwargs, message):
         run_assignment(tmp_path, data=data, **{**KW, **kwargs})
 
 
-def test_report_with_a_diverging_learning_rate(data, tmp_path):
-    """lr 1e6 diverges in every question; its gradient trace holds NaN/inf, read back as None."""
-    report = run_assignment(tmp_path, data=data, **{**KW, "lrs": (0.5, 1e6)})
-    md = report.markdown
-    assert md.count("diverged at epoch 1") >= 3  # Q1.1, Q1.2, Q1.7 tables
-    assert "lr 1e+06 diverged" in md
-    q17 = {r["lr"]: r for r in report.results["q1_7"].table()}
-    assert q17[1e6]["diverged"] == 1
-    assert (tmp_path / "report.html").exists()
-
-
-def test_questions_agree_on_shared_epochs(data, tmp_path):
+def test_questions_agree_on_shared_epochs(three_seeds):
     """Q1.1 and Q1.2 train each lr from the same seed with the same (default) step, so their
     first epochs are identical; Q1.7's traced epochs run through autograd (the tracer reads
     gradients) and agree with them within float rounding."""
-    report = run_assignment(tmp_path, data=data, **{**KW, "lrs": (0.5, 0.05, 1e6)})
+    report, data = three_seeds, tiny_data()
     for q11, q12, q17 in zip(*(report.results[k].runs for k in ("q1_1", "q1_2", "q1_7")),
                              strict=True):
         assert q11.history.metadata["step"] == q12.history.metadata["step"] == "fused"
@@ -169,3 +295,10 @@ def test_questions_agree_on_shared_epochs(data, tmp_path):
         assert q11.history.status == q17.history.status or q11.spec.lr == 1e6
         for a, b in zip(strip[0], strip[2], strict=True):
             assert a[0] == b[0] and a[3] == pytest.approx(b[3], abs=2 / len(data[1]))
+
+
+def test_the_quick_budget_is_one_definition():
+    quick, full = BUDGETS["quick"], BUDGETS["full"]
+    assert full.train_size is None and full.epochs == 10 and full.max_epochs == 600
+    assert quick.threshold > full.threshold  # the looser rule the report says it uses
+    assert "looser" not in full.rule() and "0.1 points" in full.rule()

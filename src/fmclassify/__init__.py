@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fmclassify.activations import ActivationStats
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
+from fmclassify.clusters import dask_executor
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import ImageDataset, list_datasets, load_dataset
 from fmclassify.exceptions import (
@@ -28,10 +29,12 @@ from fmclassify.exceptions import (
     DataNotFoundError,
     FmClassifyError,
     ParameterCountError,
+    RunFailedError,
     UnknownDatasetError,
     UnknownModelError,
     WorkerLostError,
 )
+from fmclassify.executors import DataRef
 from fmclassify.experiments import (
     ExperimentResult,
     compare_models,
@@ -75,6 +78,7 @@ __all__ = [
     "CourseCNN",
     "DataError",
     "DataNotFoundError",
+    "DataRef",
     "EpochRecord",
     "ExperimentResult",
     "FmClassifyError",
@@ -90,6 +94,7 @@ __all__ = [
     "ParameterRow",
     "Recipe",
     "RunContext",
+    "RunFailedError",
     "RunResult",
     "RunSpec",
     "RunStore",
@@ -104,6 +109,7 @@ __all__ = [
     "compare_models",
     "convergence_study",
     "count_parameters",
+    "dask_executor",
     "gradient_study",
     "interpret",
     "list_datasets",

@@ -1,39 +1,94 @@
-"""Observations for Q1.3 and Q1.6, written from measured numbers only (private).
+"""The report's sentences, written from measured numbers only (private).
 
-Each sentence states a comparison that the tables above it support; a sentence whose premise
-the data does not meet is left out rather than written with a hedge.
+Each sentence states what the tables above it support; a sentence whose premise the data does
+not meet is left out rather than written with a hedge. A row without a number gets a reason a
+student can act on (:func:`why_no_number`), never a bare "n/a".
 """
 
 from __future__ import annotations
 
 import itertools
+import statistics
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from fmclassify.history import UNSTABLE_DROP
 
 if TYPE_CHECKING:
     from fmclassify.experiments import ExperimentResult
 
-__all__ = ["lr_observations", "model_observations"]
+__all__ = [
+    "gradient_observation",
+    "instability_rule",
+    "lr_observations",
+    "model_observations",
+    "recipe_observation",
+    "trend",
+    "why_no_number",
+]
+
+# The loss margin of the instability rule: history.py applies it as the literal 1.05 (5 %
+# over the loss of guessing); it should export it beside UNSTABLE_DROP, and this import it.
+_LOSS_MARGIN = 0.05
 
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _thrashes(row: Mapping[str, Any]) -> bool:
+    """Whether most of a row's trained seeds are unstable (one jumpy seed is not a verdict)."""
+    trained = row["seeds"] - row.get("diverged", 0) - row.get("failed", 0)
+    return trained > 0 and 2 * row["unstable"] > trained
+
+
+def instability_rule() -> str:
+    """The rule :attr:`fmclassify.History.unstable` applies, in one sentence."""
+    return (f"a run that did not diverge is flagged unstable when an epoch's training loss "
+            f"is more than {100 * _LOSS_MARGIN:.0f}% above both the untrained network's and "
+            f"that of guessing, ln(classes), or its test accuracy fell by more than "
+            f"{100 * UNSTABLE_DROP:.0f} points between two epochs")
+
+
+def why_no_number(row: Mapping[str, Any], kind: str, *, max_epochs: int | None = None,
+                  threshold: float | None = None) -> str | None:
+    """Why a row has no headline number (None when it has one), in words to act on."""
+    n, diverged, failed = row["seeds"], row.get("diverged", 0), row.get("failed", 0)
+    of = f" of {n} seed{'s' if n > 1 else ''}"
+    if kind == "gradient_study" and "gradient_mean" in row:  # a trace is its own measurement
+        if row["gradient_mean"] is not None:
+            return None
+        return (f"the gradient became non-finite at step {row.get('gradient_nonfinite_step')} "
+                f"in {row.get('gradient_nonfinite', n)}{of}: the steps are too large, and no "
+                "statistic is taken over a trace that is not finite")
+    if failed == n:
+        return (f"failed in {n}{of}: an error ended every run (see runs/*.json); the same "
+                "command trains them again")
+    if diverged + failed == n:
+        return (f"diverged in {diverged}{of}: the steps are too large for this model (its "
+                "loss became infinite); a smaller learning rate trains")
+    if kind == "convergence_study" and not row.get("converged"):
+        moved = "" if threshold is None else f" by {100 * threshold:g} points or more"
+        return (f"not converged within {max_epochs} epochs in {n - diverged - failed}{of}: "
+                f"the accuracy still moved{moved} per epoch; --full allows up to 600 epochs")
+    return None
+
+
 def lr_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list[str]:
     """Sentences on the learning rate from the Q1.1 sweep and the Q1.2 convergence study."""
     rows = sweep.table()
     notes: list[str] = []
-    healthy = [r for r in rows if not r["diverged"] and r["final_accuracy"] is not None]
     for r in rows:
+        n = r["seeds"]
         if r["diverged"]:
-            notes.append(f"lr {r['lr']:g} diverged ({r['status']}): its loss became non-finite, "
-                         "so no accuracy is reported for it.")
-        elif r["unstable"]:
-            notes.append(f"lr {r['lr']:g} trained but thrashed: best accuracy "
-                         f"{_pct(r['best_accuracy'])}, final {_pct(r['final_accuracy'])}, "
-                         f"final training loss {r['final_train_loss']:.3f}; it is flagged "
-                         "unstable, its steps overshoot the minimum.")
-    stable = [r for r in healthy if not r["unstable"]]
+            notes.append(f"lr {r['lr']:g} diverged in {r['diverged']} of {n} seeds: its loss "
+                         "became non-finite, so those seeds give no accuracy.")
+        if _thrashes(r) and r["final_accuracy"] is not None:
+            notes.append(f"lr {r['lr']:g} trained but thrashed (unstable in {r['unstable']} of "
+                         f"{n} seeds): best accuracy {_pct(r['best_accuracy'])}, final "
+                         f"{_pct(r['final_accuracy'])}, final training loss "
+                         f"{r['final_train_loss']:.3f}; its steps overshoot the minimum.")
+    stable = [r for r in rows if r["final_accuracy"] is not None and not _thrashes(r)]
     if stable:
         best = max(stable, key=lambda r: r["final_accuracy"])
         epochs = sweep.runs[0].spec.epochs
@@ -46,40 +101,42 @@ def lr_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list[str
             notes.append(f"lr {r['lr']:g} ends {gap:.1f} points lower "
                          f"({_pct(r['final_accuracy'])}): smaller steps make less progress in "
                          "the same number of epochs.")
-    notes += _convergence_notes(conv, {r["lr"]: r for r in rows})
-    return notes
+    return notes + _convergence_notes(conv, {r["lr"]: r for r in rows})
 
 
 def _convergence_notes(conv: ExperimentResult, sweep_rows: dict[Any, dict[str, Any]]) -> list[str]:
     notes: list[str] = []
     converged: list[tuple[float, float]] = []
     for r in conv.table():
-        lr = r["lr"]
-        if r["diverged"]:
+        lr, epoch = r["lr"], r.get("converged_epoch")
+        if epoch is None:
             continue
-        if r.get("converged_epoch") is not None and r["unstable"]:
-            notes.append(f"lr {lr:g} met the convergence rule at epoch "
-                         f"{r['converged_epoch']:.0f}, but at {_pct(r['final_accuracy'])} "
-                         "accuracy: its accuracy stopped changing because the network stopped "
-                         "learning, not because it reached a good minimum (flagged unstable).")
-        elif r.get("converged_epoch") is not None:
-            converged.append((lr, r["converged_epoch"]))
-            line = (f"lr {lr:g} met the convergence rule at epoch {r['converged_epoch']:.0f} "
-                    f"with {_pct(r['final_accuracy'])} accuracy")
-            base = sweep_rows.get(lr)
-            if base and base["final_accuracy"] is not None and r["final_accuracy"] is not None:
-                diff = 100 * (r["final_accuracy"] - base["final_accuracy"])
-                line += f" ({diff:+.1f} points against its Q1.1 run)"
-            notes.append(line + ".")
-        else:
-            notes.append(f"lr {lr:g}: {r['status']}; its accuracy was still changing by more "
-                         "than the threshold when the budget ran out.")
+        if _thrashes(r):
+            notes.append(f"lr {lr:g} met the convergence rule at epoch {epoch:.0f}, but at "
+                         f"{_pct(r['final_accuracy'])} accuracy: its accuracy stopped changing "
+                         "because the network stopped learning, not because it reached a good "
+                         "minimum (flagged unstable).")
+            continue
+        converged.append((lr, epoch))
+        line = (f"lr {lr:g} met the convergence rule at epoch {epoch:.0f} with "
+                f"{_pct(r['final_accuracy'])} accuracy")
+        if r["unstable"]:
+            line += f" (unstable in {r['unstable']} of {r['seeds']} seeds)"
+        base = sweep_rows.get(lr)
+        if base and base["final_accuracy"] is not None and r["final_accuracy"] is not None:
+            diff = 100 * (r["final_accuracy"] - base["final_accuracy"])
+            line += f" ({diff:+.1f} points against its Q1.1 runs)"
+        notes.append(line + ".")
     if len(converged) >= 2:
         by_lr = sorted(converged, key=lambda t: -t[0])
         epochs = [e for _, e in by_lr]
+        order = ", ".join(f"lr {lr:g}: {e:.0f}" for lr, e in by_lr)
         if all(a <= b for a, b in itertools.pairwise(epochs)):
-            order = ", ".join(f"lr {lr:g}: {e:.0f}" for lr, e in by_lr)
             notes.append(f"Smaller learning rates needed more epochs to converge ({order}).")
+        else:
+            notes.append(f"The epochs to convergence do not simply grow as the learning rate "
+                         f"shrinks ({order}): a rule on the change per epoch also stops a run "
+                         "that learns slowly but steadily.")
     return notes
 
 
@@ -110,3 +167,49 @@ def model_observations(models: ExperimentResult) -> list[str]:
         notes.append(f"Against the smallest model ({fewest['model']}), {best['model']} buys "
                      f"{per_m:.2f} accuracy points per million extra parameters.")
     return notes
+
+
+def trend(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """The mean ``|value|`` over the first and the last tenth of a trace (None if not finite)."""
+    if not values or any(v is None for v in values):
+        return None
+    k = max(1, len(values) // 10)
+    sizes = [abs(float(v)) for v in values if v is not None]
+    return statistics.fmean(sizes[:k]), statistics.fmean(sizes[-k:])
+
+
+def _change(early: float, late: float) -> str:
+    if late < early:
+        return f"down {100 * (1 - late / early):.0f}%"
+    return f"up {late / early:.3g}x" if early else "up from 0"
+
+
+def gradient_observation(lr: float, signed: tuple[float, float], size: tuple[float, float],
+                         hint: str, steps: int) -> str:
+    """What the course's hint predicts against what the two traces of one lr measured."""
+    k = max(1, steps // 10)
+    first, last = f"steps 1-{k}", f"steps {steps - k + 1}-{steps}"
+    fell = [signed[1] < signed[0], size[1] < size[0]]
+    verdict = ("it holds for both" if all(fell) else "it holds for neither" if not any(fell)
+               else "it holds for the signed mean only" if fell[0]
+               else "it holds for the size only")
+    return (f"The course's hint says {hint}; at lr {lr:g} the size of the signed mean gradient "
+            f"went from {signed[0]:.2e} ({first}) to {signed[1]:.2e} ({last}), "
+            f"{_change(*signed)}, and the mean absolute gradient from {size[0]:.2e} to "
+            f"{size[1]:.2e}, {_change(*size)}: {verdict}.")
+
+
+def recipe_observation(plain: Mapping[str, Any] | None, recipe: Mapping[str, Any],
+                       recipe_epochs: int, plain_epochs: int | None,
+                       course: float | None) -> str:
+    """How far the modern recipe takes the course's CNN, against its plain SGD runs."""
+    line = (f"With the modern recipe the course's CNN reaches {_pct(recipe['final_accuracy'])} "
+            f"after {recipe_epochs} epochs")
+    if plain is not None and plain.get("final_accuracy") is not None:
+        gain = 100 * (recipe["final_accuracy"] - plain["final_accuracy"])
+        line += (f", {gain:+.1f} points from the course's setup ({_pct(plain['final_accuracy'])}"
+                 f" after {plain_epochs} epochs, same data)")
+    if course is not None:
+        line += (f"; the course reported {_pct(course)} (its mean over 10 epochs) for the "
+                 "same network")
+    return line + ": the difference is the training setup, not the network."

@@ -1,16 +1,25 @@
 """The ``fmclassify`` command: the library's functions behind subcommands.
 
 This is the only module that prints or exits. Each subcommand returns an exit code: 0 on
-success, 2 for a usage or input error (with one line saying what to fix), 130 after Ctrl-C
-(partial results are kept and the message says where).
+success, 1 when runs of a sweep failed (the table shows which; the same command retries them),
+2 for a usage or input error (with one line saying what to fix), 130 after Ctrl-C (partial
+results are kept and the message says where).
+
+Under torchrun (``torchrun --standalone --nproc-per-node=N -m fmclassify train ...``) ``train``
+trains one run over the N processes (:mod:`fmclassify.distributed`); rank 0 alone prints and
+writes the History and checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -20,7 +29,7 @@ from fmclassify.history import EpochRecord, History
 
 __all__ = ["build_parser", "main"]
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,19 +74,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder; finished runs there are reused (default: results)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="budget", action="store_const", const="quick",
-                      help="a few minutes on a laptop: a subset and few epochs (the default)")
+                      help="every answer in about 5 minutes on 2 CPU cores: a subset, fewer "
+                           "epochs, a looser convergence rule (the default)")
     mode.add_argument("--full", dest="budget", action="store_const", const="full",
-                      help="the course's settings: 10 epochs, convergence up to 600 epochs")
+                      help="the course's protocol: all images, 10 epochs, convergence up to "
+                           "600 epochs")
     p.set_defaults(budget="quick")
-    p.add_argument("--seeds", type=int, default=1, help="runs per configuration (default: 1)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="runs per configuration, seeds 0..N-1; tables show mean ± std "
+                        "(default: 3)")
     p.add_argument("--models", default="base,deeper,wider",
                    help="comma-separated models for Q1.4 (default: base,deeper,wider)")
     p.add_argument("--lrs", default="1,0.1,0.01,0.001",
                    help="comma-separated learning rates (default: 1,0.1,0.01,0.001)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     _add_data_args(p)
+    _add_where_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("sweep", help="train one model at several learning rates; print the table")
+    p.add_argument("--model", default="base", help="registered model name (default: base)")
+    p.add_argument("--lrs", default="1,0.1,0.01,0.001",
+                   help="comma-separated learning rates (default: 1,0.1,0.01,0.001)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per learning rate (default: 1)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per run (default: 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    p.add_argument("--optimizer", default="sgd", help="sgd, adam or adamw (default: sgd)")
+    _add_recipe_args(p)
+    p.add_argument("--no-shuffle", action="store_true", help="keep the quickstart batch order")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    _add_data_args(p)
+    p.add_argument("--store", "--out", dest="store", type=Path, metavar="DIR",
+                   help="keep finished runs here; a rerun trains only what is missing")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the result as JSON here")
+    _add_where_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _add_where_args(p: argparse.ArgumentParser) -> None:
+    """Where the runs train: processes of this machine, or a Dask cluster."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="train in N processes on this machine (default: one per core; "
+                            "1: one by one in this process)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="train on the Dask cluster of this scheduler, e.g. "
+                            'tcp://host:8786 (pip install "fmclassify[dask]")')
 
 
 def _add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -134,17 +177,23 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, metavar="DIR",
                    help="look for (and download) the data here first")
     p.add_argument("--no-download", action="store_true", help="never download the data")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="train on the first N training images (default: all)")
+    p.add_argument("--test-size", type=int, metavar="N",
+                   help="test on the first N test images (default: all)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     args = build_parser().parse_args(argv)
     handlers = {"models": _cmd_models, "params": _cmd_params, "train": _cmd_train,
-                "assignment": _cmd_assignment}
+                "assignment": _cmd_assignment, "sweep": _cmd_sweep}
     try:
         return handlers[args.command](args)
     except FmClassifyError as exc:
-        print(f"fmclassify: error: {exc}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "0"
+        where = "" if rank == "0" else f" (rank {rank})"  # every rank of torchrun says its own
+        print(f"fmclassify: error{where}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fmclassify: interrupted", file=sys.stderr)
@@ -185,19 +234,19 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from fmclassify._checks import check_choice, check_int, check_lr, check_seed
-    from fmclassify.data import load_dataset
+    from fmclassify.distributed import process_group
     from fmclassify.recipes import Recipe
-    from fmclassify.registry import build_model, get_model_spec
+    from fmclassify.registry import get_model_spec
     from fmclassify.steps import STEPS
-    from fmclassify.training import Trainer, TrainingInterrupted
 
-    # every argument is checked before the data is loaded
+    # every argument is checked before the data is loaded (and before torchrun's ranks join)
     get_model_spec(args.model)
     check_lr(args.lr)
     check_int("epochs", args.epochs)
     check_int("batch_size", args.batch_size)
     check_seed(args.seed)
     check_choice("step", args.step, STEPS)
+    _check_sizes(args)
     Recipe(**_recipe(args)).check_budget(args.epochs)  # type: ignore[arg-type]
     if args.resume and args.checkpoint is None:
         print("fmclassify: error: --resume needs --checkpoint PATH (the file to continue from)",
@@ -211,28 +260,67 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"fmclassify: error: {args.json} exists; choose another --json path or delete it",
               file=sys.stderr)
         return EXIT_USAGE
-    train, test = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
+    with process_group(args.device) as shard:  # one process, or rank r of torchrun's N
+        return _train(args, lead=shard.rank == 0, world=shard.world)
+
+
+def _train(args: argparse.Namespace, *, lead: bool, world: int) -> int:
+    """Train the run of ``fmclassify train``; only the lead process (rank 0) speaks and writes."""
+    from fmclassify.registry import build_model
+    from fmclassify.training import Trainer, TrainingInterrupted
+
+    train, test = _load(args)
     c, h, _ = train.image_shape
     model = build_model(args.model, num_classes=train.num_classes, in_channels=c, image_size=h,
                         seed=args.seed)
-    printer = _EpochPrinter()
     trainer = Trainer(model, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                       seed=args.seed, shuffle=not args.no_shuffle, step=args.step,
-                      device=args.device, callbacks=[printer], progress=not args.no_progress,
-                      checkpoint=args.checkpoint, **_recipe(args))  # type: ignore[arg-type]
-    print(f"training {args.model} on {train.name} ({len(train):,} train / {len(test):,} test "
-          f"images) with lr {args.lr:g}, batch {args.batch_size}, on {trainer.device}")
+                      device=args.device, callbacks=[_EpochPrinter()] if lead else [],
+                      progress=not args.no_progress, checkpoint=args.checkpoint,
+                      **_recipe(args))  # type: ignore[arg-type]
+    say: Callable[..., Any] = print if lead else (lambda *a, **k: None)
+    over = f" over {world} processes" if world > 1 else ""
+    say(f"training {args.model} on {train.name} ({len(train):,} train / {len(test):,} test "
+        f"images) with lr {args.lr:g}, batch {args.batch_size}, on {trainer.device}{over}")
     try:
         history = trainer.fit(train, test, resume=args.resume)
     except TrainingInterrupted as exc:
-        where = _save_partial(exc.history, args)
-        print(f"interrupted after {exc.history.epochs_trained} finished epochs; {where}",
-              file=sys.stderr)
+        if lead:
+            where = _save_partial(exc.history, args)
+            print(f"interrupted after {exc.history.epochs_trained} finished epochs; {where}",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"status: {history.describe_status()} ({history.reason})")
-    if args.json is not None:
+    say(f"status: {history.describe_status()} ({history.reason})")
+    if args.json is not None and lead:
         print(f"history written to {history.to_json(args.json)}")
     return EXIT_OK
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    from fmclassify._checks import check_int
+
+    for flag in ("train_size", "test_size"):
+        if getattr(args, flag) is not None:
+            check_int(flag, getattr(args, flag))
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The data the flags name: ``--dataset`` from ``--data-root``, its first N images."""
+    from fmclassify.data import load_dataset
+
+    train, test = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
+    if args.train_size is not None and args.train_size != len(train):
+        train = train.subset(args.train_size)
+    if args.test_size is not None and args.test_size != len(test):
+        test = test.subset(args.test_size)
+    return train, test
+
+
+def _data_ref(args: argparse.Namespace) -> Any:
+    from fmclassify.executors import DataRef
+
+    return DataRef(args.dataset, root=args.data_root, download=not args.no_download,
+                   train_size=args.train_size, test_size=args.test_size)
 
 
 def _save_partial(history: History, args: argparse.Namespace) -> str:
@@ -262,24 +350,23 @@ class _EpochPrinter(CallbackBase):
 
 
 def _cmd_assignment(args: argparse.Namespace) -> int:
-    from fmclassify.data import load_dataset
     from fmclassify.report import check_assignment, run_assignment, total_runs
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    try:
-        lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
-    except ValueError:
-        print(f"fmclassify: error: --lrs must be comma-separated numbers, got {args.lrs!r}",
-              file=sys.stderr)
-        return EXIT_USAGE
+    lrs = _floats(args.lrs)
     check_assignment(args.budget, args.seeds, models, lrs)  # before the data is loaded
-    data = load_dataset(args.dataset, root=args.data_root, download=not args.no_download)
+    _check_where(args)
+    _check_sizes(args)
+    data = _load(args)
     total = total_runs(args.seeds, models, lrs)
     overall = tqdm(total=total, desc="assignment runs", unit="run", disable=args.no_progress)
     try:
-        report = run_assignment(args.out, budget=args.budget, seeds=args.seeds, models=models,
-                                lrs=lrs, data=data, progress=not args.no_progress,
-                                device=args.device, on_run=lambda _run: overall.update())
+        with _executor(args) as executor:
+            report = run_assignment(args.out, budget=args.budget, seeds=args.seeds,
+                                    models=models, lrs=lrs, data=data,
+                                    progress=not args.no_progress, device=args.device,
+                                    on_run=lambda _run: overall.update(), executor=executor,
+                                    workers=args.workers)
     except KeyboardInterrupt:
         overall.close()
         print(f"fmclassify: interrupted; finished runs are kept in {args.out / 'runs'} and the "
@@ -288,7 +375,92 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     overall.close()
     print(f"report written to {report.markdown_path} and {report.html_path}")
-    return EXIT_OK
+    failed = [r for res in report.results.values() for r in res.runs
+              if r.history.status == "failed"]
+    return _report_failures(failed)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fmclassify._checks import check_int
+    from fmclassify.experiments import lr_sweep
+
+    lrs = _floats(args.lrs)
+    seeds = tuple(range(check_int("seeds", args.seeds)))
+    _check_where(args)
+    _check_sizes(args)
+    if args.json is not None and args.json.exists():
+        print(f"fmclassify: error: {args.json} exists; choose another --json path or delete it",
+              file=sys.stderr)
+        return EXIT_USAGE
+    overall = tqdm(total=len(lrs) * len(seeds), desc="sweep runs", unit="run",
+                   disable=args.no_progress)
+    options = {"batch_size": args.batch_size, "shuffle": not args.no_shuffle, "step": args.step,
+               **_recipe(args)}
+    try:
+        with _executor(args) as executor:
+            result = lr_sweep(args.model, lrs, args.epochs, seeds, data=_data_ref(args),
+                              store=args.store, device=args.device, executor=executor,
+                              workers=args.workers, on_run=lambda _run: overall.update(),
+                              **options)
+    except KeyboardInterrupt:
+        overall.close()
+        kept = f"finished runs are kept in {args.store}" if args.store else "pass --store DIR"
+        print(f"fmclassify: interrupted; {kept} (rerun the same command to continue)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    overall.close()
+    print(result.to_markdown())
+    if args.json is not None:
+        result.to_json(args.json)
+        print(f"result written to {args.json}")
+    return _report_failures([r for r in result.runs if r.history.status == "failed"])
+
+
+def _report_failures(failed: Sequence[Any]) -> int:
+    for run in failed:
+        print(f"fmclassify: run {run.spec.label} seed {run.spec.seed} failed: "
+              f"{run.history.reason}", file=sys.stderr)
+    if failed:
+        print(f"fmclassify: {len(failed)} runs failed; the others are kept: rerun the same "
+              "command to train only the failed ones", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _floats(text: str) -> list[float]:
+    from fmclassify.exceptions import ConfigError
+
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--lrs must be comma-separated numbers, got {text!r}") from None
+
+
+def _check_where(args: argparse.Namespace) -> None:
+    from fmclassify._checks import check_int
+
+    if args.workers is not None:
+        check_int("workers", args.workers)
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The Dask cluster of ``--scheduler`` for the block (None: this machine's processes)."""
+    if args.scheduler is None:
+        yield None
+        return
+    from fmclassify.clusters import dask_executor
+    from fmclassify.exceptions import ConfigError
+
+    try:
+        executor = dask_executor(args.scheduler)
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {args.scheduler} ({exc}); start "
+                          "it with `dask scheduler` and workers with `dask worker ADDRESS`"
+                          ) from None
+    with executor:
+        yield executor
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

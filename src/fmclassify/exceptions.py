@@ -16,6 +16,7 @@ __all__ = [
     "DataNotFoundError",
     "FmClassifyError",
     "ParameterCountError",
+    "RunFailedError",
     "UnknownDatasetError",
     "UnknownModelError",
     "WorkerLostError",
@@ -158,4 +159,22 @@ class WorkerLostError(FmClassifyError):
 
     The runs that finished before are kept in the store; calling the same function again
     trains only the missing ones.
+    """
+
+
+class RunFailedError(FmClassifyError):
+    """A run of a sweep failed and the call was asked to stop (``on_error="raise"``).
+
+    The message names the run and carries the error's type and text from where it trained
+    (a worker's traceback stays in that worker's log). The runs that finished are kept in the
+    store; with the default ``on_error="record"`` the run is returned with status "failed"
+    instead and the others go on.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:                                                            # doctest: +SKIP
+    ...     fmc.lr_sweep(executor=ex, on_error="raise")
+    ... except fmc.RunFailedError as exc:
+    ...     print(exc)  # run base lr=0.1 seed 0 failed: CheckpointError: ...
     """

@@ -24,19 +24,30 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from fmclassify._checks import check_int, check_lr, check_seeds, check_values
+from fmclassify._checks import check_lr, check_seeds, check_values
 from fmclassify._io import atomic_write_bytes, dumps_json
+from fmclassify._tables import Table, experiment_table, to_html, to_markdown, to_text
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import load_dataset
 from fmclassify.exceptions import ConfigError
+from fmclassify.executors import DataRef, resolve
 from fmclassify.gradients import GradientTracer
 from fmclassify.history import History
-from fmclassify.runs import RECIPE_FIELDS, Data, RunResult, RunSpec, RunStore, data_id, run_many
+from fmclassify.runs import (
+    RECIPE_FIELDS,
+    Data,
+    RunResult,
+    RunSpec,
+    RunStore,
+    check_run_options,
+    data_id,
+    run_many,
+)
 
 __all__ = [
     "ExperimentResult",
@@ -45,6 +56,9 @@ __all__ = [
     "gradient_study",
     "lr_sweep",
 ]
+
+#: The figures :meth:`ExperimentResult.plot` draws, by kind.
+PLOT_KINDS = ("run", "comparison", "gradients", "flow")
 
 #: Keyword arguments the experiments pass on to every run (``**trainer_options``).
 TRAINER_OPTIONS = ("batch_size", "shuffle", "step", *RECIPE_FIELDS)
@@ -64,7 +78,14 @@ class ExperimentResult:
         The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
         group are aggregated as mean and standard deviation.
     notes : list of str
-        What a reader of the table should know, printed under its Markdown table.
+        What a reader of the table should know, printed under its table.
+
+    Notes
+    -----
+    A run that diverged (or failed) gives no number to its group's means: its row counts it
+    ("diverged in 1 of 3 seeds") and averages the other seeds. A gradient trace with a
+    non-finite step gives no statistic over its steps (the steps before it still show in
+    :meth:`plot`).
 
     Examples
     --------
@@ -95,55 +116,69 @@ class ExperimentResult:
     def table(self) -> list[dict[str, Any]]:
         """One row per group: the measured columns, aggregated over seeds.
 
-        Numeric columns of a group with several seeds hold the mean, with ``<column>_std``
-        beside it. ``status`` lists each seed's status.
+        Numeric columns hold the mean over the group's seeds that did not diverge or fail,
+        with ``<column>_std`` beside it when the group has several seeds (None unless two
+        of them gave a value). ``seeds``, ``diverged``, ``failed`` and ``unstable`` count
+        runs; ``status`` lists each seed's status, ``outcome`` sums them up ("unstable in
+        3 of 3 seeds"). A convergence study adds ``converged`` (how many seeds met the rule)
+        and averages ``converged_epoch`` over those.
         """
         return [_summarise(self.group_by, key, runs, self.kind)
                 for key, runs in self.groups().items()]
 
+    def to_table(self, *, title: str = "") -> Table:
+        """The table, formatted (accuracies in percent), with :attr:`notes` under it."""
+        return experiment_table(self.table(), self.kind, title=title, notes=self.notes)
+
     def to_markdown(self) -> str:
         """The table as Markdown, accuracies in percent, then any :attr:`notes`."""
-        from fmclassify._tables import markdown_table
-
-        return markdown_table(self.table(), self.kind) + "".join(
-            f"\n\nNote: {note}" for note in self.notes)
+        return to_markdown(self.to_table(), note_prefix="Note: ")
 
     def _repr_html_(self) -> str:
         """How a notebook shows the result: the experiment's table and its notes."""
-        from fmclassify._display import html_table
-        from fmclassify._tables import COLUMNS, format_cell
-
-        rows = self.table()
-        columns = COLUMNS.get(self.kind) or [(k, k) for k in (rows[0] if rows else {})]
-        cells = [[format_cell(k, r.get(k), r.get(f"{k}_std")) for k, _ in columns]
-                 for r in rows]
-        return html_table([h for _, h in columns], cells,
-                          title=f"{self.kind}: {len(self.runs)} runs",
-                          right=range(len(columns)), notes=self.notes)
+        return to_html(self.to_table(title=f"{self.kind}: {len(self.runs)} runs"))
 
     def __str__(self) -> str:
-        return self.to_markdown()
+        return to_text(self.to_table(title=f"{self.kind}: {len(self.runs)} runs"))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
-    def plot(self) -> dict[str, Any]:
-        """Figures: one loss/accuracy figure per run, comparison figures, gradient curves."""
+    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> dict[str, Any]:
+        """Figures, by name: one per run, comparisons, gradient traces and flows.
+
+        Parameters
+        ----------
+        kinds : collection of str, default all of :data:`PLOT_KINDS`
+            Which figures to draw: ``"run"`` (``run-KEY``: loss and accuracy per epoch of
+            each run, titled with its seed), ``"comparison"`` (``comparison-test_accuracy``,
+            ``comparison-train_loss``, ``comparison-test_loss``: every run on one axes, for
+            several runs), ``"gradients"`` (``gradients-KEY``: each gradient trace) and
+            ``"flow"`` (``flow-KEY``: the mean gradient size per parameter tensor, for a
+            trace recorded with ``GradientTracer(per_layer=True)``).
+
+        Returns
+        -------
+        dict of str to matplotlib.figure.Figure
+        """
         from fmclassify import plotting
 
+        unknown = sorted(set(kinds) - set(PLOT_KINDS))
+        if unknown:
+            raise ConfigError(f"unknown figure kind {unknown[0]!r}; choose from "
+                              f"{', '.join(PLOT_KINDS)}")
         figures: dict[str, Any] = {}
-        for run in self.runs:
-            figures[f"run-{run.spec.key}"] = plotting.plot_history(run.history)
-        if len(self.runs) > 1:
-            labels = [f"{r.spec.label} seed {r.spec.seed}" for r in self.runs]
+        shown = [r for r in self.runs if r.history.records]
+        for run in shown if "run" in kinds else ():
+            figures[f"run-{run.spec.key}"] = plotting.plot_history(
+                run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
+        if "comparison" in kinds and len(shown) > 1:
+            labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
             for metric in ("test_accuracy", "train_loss", "test_loss"):
                 figures[f"comparison-{metric}"] = plotting.plot_comparison(
-                    self.histories, metric=metric, labels=labels)
+                    [r.history for r in shown], metric=metric, labels=labels)
         for run in self.runs:
-            if run.gradients:
-                figures[f"gradients-{run.spec.key}"] = plotting.plot_gradients(
-                    run.gradients["values"], statistic=run.gradients.get("statistic", "mean"),
-                    title=f"gradient {run.gradients.get('statistic', 'mean')}, {run.spec.label}")
+            figures.update(_gradient_figures(run, kinds))
         return figures
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,38 +194,135 @@ class ExperimentResult:
         return text
 
 
+def _run_label(spec: RunSpec) -> str:
+    """A legend label: ``"base lr=0.1"``, with ``"+recipe"`` for a run not on plain SGD.
+
+    A recipe is anything beyond the course's setup: momentum, a schedule, augmentation, ...
+    """
+    plain = RunSpec(spec.model, spec.lr, spec.epochs)
+    changed = any(getattr(spec, f) != getattr(plain, f) for f in (*RECIPE_FIELDS, "batch_size"))
+    return spec.label + (" +recipe" if changed else "")
+
+
+def _gradient_figures(run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
+    """The trace of one run, and its per-tensor flow when it was recorded per layer."""
+    from fmclassify import plotting
+
+    grads = run.gradients
+    if not grads:
+        return {}
+    stat = grads.get("statistic", "mean")
+    label = f"{_run_label(run.spec)}, seed {run.spec.seed}"
+    out = {}
+    if "gradients" in kinds:
+        out[f"gradients-{run.spec.key}"] = plotting.plot_gradients(
+            grads["values"], statistic=stat, title=f"gradient {stat}, {label}")
+    flow = grads.get("per_layer_stats")
+    if flow and "flow" in kinds:
+        out[f"flow-{run.spec.key}"] = plotting.plot_gradient_flow(
+            {name: stats["mean_abs"] for name, stats in flow.items()}, stat="mean_abs",
+            title=f"mean |gradient| per tensor, {label}")
+    return out
+
+
+#: The columns of every row, each read from one History (None where it has no value).
+_COLUMNS: dict[str, Callable[[History], float | None]] = {
+    "final_accuracy": lambda h: h.final_accuracy if h.epochs_trained else None,
+    "best_accuracy": lambda h: h.best_accuracy,
+    "mean_accuracy": lambda h: h.mean_accuracy,
+    "final_train_loss": lambda h: (h.trained[-1].train_loss if h.trained else None),
+    "epochs_trained": lambda h: float(h.epochs_trained),
+    "seconds_per_epoch": lambda h: h.seconds_per_epoch,
+}
+
+
 def _summarise(group_by: str, key: Any, runs: list[RunResult], kind: str) -> dict[str, Any]:
     hs = [r.history for r in runs]
-    cols: dict[str, Callable[[History], float | None]] = {
-        "final_accuracy": lambda h: h.final_accuracy if h.epochs_trained else None,
-        "best_accuracy": lambda h: h.best_accuracy,
-        "mean_accuracy": lambda h: h.mean_accuracy,
-        "final_train_loss": lambda h: (h.trained[-1].train_loss if h.trained else None),
-        "epochs_trained": lambda h: float(h.epochs_trained),
-        "seconds_per_epoch": lambda h: h.seconds_per_epoch,
-    }
+    ok = [h for h in hs if h.status not in _NO_NUMBERS]  # the seeds whose numbers count
+    cols = dict(_COLUMNS)
     if kind == "convergence_study":
         cols["converged_epoch"] = lambda h: h.metadata.get("converged_epoch")
     row: dict[str, Any] = {group_by: key, "seeds": len(runs),
-                           "parameters": hs[0].metadata.get("parameters")}
+                           "parameters": next((h.metadata.get("parameters") for h in hs
+                                               if h.metadata.get("parameters")), None)}
     for name, get in cols.items():
-        values = [v for v in (get(h) for h in hs) if v is not None and math.isfinite(v)]
-        row[name] = statistics.fmean(values) if values else None
-        if len(runs) > 1:
-            row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        _aggregate(row, name, [get(h) for h in ok], several=len(runs) > 1)
     row["status"] = "; ".join(h.describe_status() for h in hs)
     row["diverged"] = sum(h.status == "diverged" for h in hs)
+    row["failed"] = sum(h.status == "failed" for h in hs)
     row["unstable"] = sum(h.unstable for h in hs)
+    if kind == "convergence_study":
+        row["converged"] = sum(h.metadata.get("converged_epoch") is not None for h in ok)
     grads = [r.gradients for r in runs if r.gradients]
     if grads:
-        vals = grads[0]["values"]
-        finite = [v for v in vals if v is not None and math.isfinite(v)]
-        row["gradient_statistic"] = grads[0].get("statistic", "mean")
-        row["gradient_first"] = vals[0] if vals else None
-        row["gradient_last"] = vals[-1] if vals else None
-        row["gradient_mean"] = statistics.fmean(finite) if finite else None
-        row["gradient_steps"] = len(vals)
+        _gradient_columns(row, grads, several=len(runs) > 1)
+    row["outcome"] = _outcome(hs, row, kind)
     return row
+
+
+_NO_NUMBERS = ("diverged", "failed")  # statuses whose measurements never enter a mean
+
+
+def _aggregate(row: dict[str, Any], name: str, values: Sequence[float | None], *,
+               several: bool) -> None:
+    """``row[name]``: the mean of the finite values; ``row[name_std]`` for several seeds."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    row[name] = statistics.fmean(finite) if finite else None
+    if several:
+        row[f"{name}_std"] = statistics.stdev(finite) if len(finite) > 1 else None
+
+
+def _gradient_columns(row: dict[str, Any], grads: list[dict[str, Any]], *,
+                      several: bool) -> None:
+    """First, last and mean over the steps, over the traces that stayed finite throughout."""
+    finite = [g for g in grads if not g.get("nonfinite_steps")
+              and all(v is not None for v in g["values"]) and g["values"]]
+    row["gradient_statistic"] = grads[0].get("statistic", "mean")
+    row["gradient_steps"] = max(len(g["values"]) for g in grads)
+    row["gradient_nonfinite"] = len(grads) - len(finite)
+    broken = [_first_nonfinite(g) for g in grads if g not in finite]
+    row["gradient_nonfinite_step"] = min(broken) if broken else None
+    for name, get in (("gradient_first", lambda v: v[0]), ("gradient_last", lambda v: v[-1]),
+                      ("gradient_mean", statistics.fmean)):
+        _aggregate(row, name, [get(g["values"]) for g in finite], several=several)
+
+
+def _first_nonfinite(trace: dict[str, Any]) -> int:
+    """The 1-based step at which a trace first holds a non-finite value (None in JSON)."""
+    steps = trace.get("nonfinite_steps") or [
+        i for i, v in enumerate(trace["values"]) if v is None]
+    return int(min(steps)) + 1 if steps else len(trace["values"]) + 1
+
+
+def _outcome(hs: list[History], row: dict[str, Any], kind: str) -> str:
+    """What happened to a group's seeds, in a few words: "converged in 2 of 3 seeds; ..."."""
+    n = len(hs)
+    trace = (f"trace non-finite from step {row['gradient_nonfinite_step']}"
+             if row.get("gradient_nonfinite") else "")
+    if n == 1:
+        return "; ".join(p for p in (hs[0].describe_status(), trace) if p)
+    of = f" of {n} seeds"
+    ok = [h for h in hs if h.status not in _NO_NUMBERS]
+    parts: list[str] = []
+    converged = row.get("converged", 0)
+    if kind == "convergence_study" and converged:
+        parts.append(f"converged in {converged}{of}")
+    if kind == "convergence_study" and len(ok) > converged:
+        within = max(h.epochs_trained for h in ok)
+        parts.append(f"not converged within {within} epochs in {len(ok) - converged}{of}")
+    elif kind != "convergence_study" and ok:
+        parts.append(f"trained in {len(ok)}{of}")
+    diverged = [h for h in hs if h.status == "diverged"]
+    if diverged:
+        epochs = ", ".join(str(h.diverged_epoch) for h in diverged)
+        parts.append(f"diverged in {len(diverged)}{of} (epoch {epochs})")
+    if row["failed"]:
+        parts.append(f"failed in {row['failed']}{of}")
+    if row["unstable"]:
+        parts.append(f"unstable in {row['unstable']}{of}")
+    if trace:
+        parts.append(f"{trace} in {row['gradient_nonfinite']}{of}")
+    return "; ".join(parts)
 
 
 # -- the questions ------------------------------------------------------------------------------
@@ -206,22 +338,24 @@ def _specs(make: Callable[..., list[RunSpec]], trainer_options: dict[str, Any], 
     return make(**kw)
 
 
-def _execute(kind: str, group_by: str, specs: list[RunSpec], data: Data | None, dataset: str,
-             store: RunStore | str | os.PathLike[str] | None, progress: bool, device: str,
-             on_run: Callable[[RunResult], None] | None, executor: Executor | None,
-             workers: int | None) -> ExperimentResult:
-    """Load the data (once every argument has been checked), train, and collect the runs."""
-    if workers is not None:
-        check_int("workers", workers)
+def _execute(kind: str, group_by: str, specs: list[RunSpec], data: Data | DataRef | None,
+             dataset: str, store: RunStore | str | os.PathLike[str] | None,
+             **how: Any) -> ExperimentResult:
+    """Load the data (once every argument has been checked), train, and collect the runs.
+
+    ``how``: ``progress``, ``device``, ``on_run``, ``executor``, ``workers`` and ``on_error``
+    of :func:`~fmclassify.runs.run_many`.
+    """
+    check_run_options(how["executor"], how["workers"], how["on_error"])
     if data is None:
         data = load_dataset(dataset)
+    tensors, _ = resolve(data)  # a DataRef is loaded once per process; workers load their own
     if store is not None and not isinstance(store, RunStore):
         store = RunStore(store)
-    ident = data_id(*data)
+    ident = data_id(*tensors)
     specs = [replace(s, data=ident) for s in specs]
-    runs = run_many(specs, data, store=store, executor=executor, workers=workers,
-                    progress=progress, device=device, on_run=on_run)
-    return ExperimentResult(kind, runs=runs, group_by=group_by)
+    return ExperimentResult(kind, runs=run_many(specs, data, store=store, **how),
+                            group_by=group_by)
 
 
 def lr_sweep(
@@ -230,7 +364,7 @@ def lr_sweep(
     epochs: int = 10,
     seeds: Sequence[int] = (0,),
     *,
-    data: Data | None = None,
+    data: Data | DataRef | None = None,
     dataset: str = "fashion-mnist",
     store: RunStore | str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -238,6 +372,7 @@ def lr_sweep(
     on_run: Callable[[RunResult], None] | None = None,
     executor: Executor | None = None,
     workers: int | None = None,
+    on_error: Literal["record", "raise"] = "record",
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.1: train ``model`` at each learning rate for ``epochs`` epochs.
@@ -252,8 +387,10 @@ def lr_sweep(
         Epochs per run.
     seeds : sequence of int, default (0,)
         One run per seed and lr; tables give the mean and standard deviation.
-    data : (ImageDataset, ImageDataset), optional
-        Train and test sets; default ``load_dataset(dataset)``.
+    data : (ImageDataset, ImageDataset) or DataRef, optional
+        Train and test sets; default ``load_dataset(dataset)``. A
+        :class:`~fmclassify.DataRef` names the data so that each worker of a cluster loads it
+        for itself (data loaded from files is named so automatically).
     dataset : str, default "fashion-mnist"
         Used when ``data`` is not given.
     store : RunStore or path, optional
@@ -265,10 +402,16 @@ def lr_sweep(
     on_run : callable, optional
         Called with each finished RunResult (progress reporting).
     executor : concurrent.futures.Executor, optional
-        Where the runs train (e.g. Dask's ``client.get_executor()``); default: processes on
-        this machine, one per core (:func:`fmclassify.runs.run_many`).
+        Where the runs train: :func:`fmclassify.dask_executor`, Dask's
+        ``client.get_executor(pure=False)``, submitit's, a process pool; default: processes
+        on this machine, one per core (:func:`fmclassify.runs.run_many`).
     workers : int, optional
         Processes of the default pool; ``1`` trains the runs one by one in this process.
+    on_error : {"record", "raise"}, default "record"
+        A run that fails (on a worker, or here) is kept with status ``"failed"`` and the
+        error's text while the others go on; ``"raise"`` stops at the first failure
+        (:class:`~fmclassify.RunFailedError` from a worker). Failed runs are not stored: the
+        same call trains them again.
     **trainer_options
         Passed to every run's :class:`~fmclassify.Trainer`: ``batch_size``, ``shuffle``,
         ``step`` and the recipe (``optimizer``, ``momentum``, ``nesterov``, ``weight_decay``,
@@ -294,8 +437,8 @@ def lr_sweep(
     specs = _specs(lambda: [RunSpec(model, check_lr(lr), epochs, seed, **_options(trainer_options))
                             for lr in check_values("lrs", lrs) for seed in seeds],
                    trainer_options)
-    return _execute("lr_sweep", "lr", specs, data, dataset, store, progress, device, on_run,
-                    executor, workers)
+    return _execute("lr_sweep", "lr", specs, data, dataset, store, **_how(
+        progress, device, on_run, executor, workers, on_error))
 
 
 def convergence_study(
@@ -305,7 +448,7 @@ def convergence_study(
     detector: ConvergenceDetector | None = None,
     seeds: Sequence[int] = (0,),
     *,
-    data: Data | None = None,
+    data: Data | DataRef | None = None,
     dataset: str = "fashion-mnist",
     store: RunStore | str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -313,13 +456,15 @@ def convergence_study(
     on_run: Callable[[RunResult], None] | None = None,
     executor: Executor | None = None,
     workers: int | None = None,
+    on_error: Literal["record", "raise"] = "record",
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.2: train until accuracy stops changing, at each learning rate.
 
     Parameters
     ----------
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, workers
+    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, \
+workers, on_error
         As for :func:`lr_sweep`.
     **trainer_options
         As for :func:`lr_sweep`.
@@ -352,8 +497,8 @@ def convergence_study(
                                     **_options(trainer_options))
                             for lr in check_values("lrs", lrs) for seed in seeds],
                    trainer_options)
-    return _execute("convergence_study", "lr", specs, data, dataset, store, progress, device,
-                    on_run, executor, workers)
+    return _execute("convergence_study", "lr", specs, data, dataset, store, **_how(
+        progress, device, on_run, executor, workers, on_error))
 
 
 def compare_models(
@@ -362,7 +507,7 @@ def compare_models(
     epochs: int = 10,
     seeds: Sequence[int] = (0,),
     *,
-    data: Data | None = None,
+    data: Data | DataRef | None = None,
     dataset: str = "fashion-mnist",
     store: RunStore | str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -370,6 +515,7 @@ def compare_models(
     on_run: Callable[[RunResult], None] | None = None,
     executor: Executor | None = None,
     workers: int | None = None,
+    on_error: Literal["record", "raise"] = "record",
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.4: train each model with the same settings; accuracy against parameters.
@@ -380,7 +526,7 @@ def compare_models(
         Registered model names.
     lr : float, default 0.1
         Learning rate of every run.
-    epochs, seeds, data, dataset, store, progress, device, on_run, executor, workers
+    epochs, seeds, data, dataset, store, progress, device, on_run, executor, workers, on_error
         As for :func:`lr_sweep`.
     **trainer_options
         As for :func:`lr_sweep`.
@@ -400,8 +546,8 @@ def compare_models(
     specs = _specs(lambda: [RunSpec(m, check_lr(lr), epochs, seed, **_options(trainer_options))
                             for m in check_values("models", models) for seed in seeds],
                    trainer_options)
-    return _execute("compare_models", "model", specs, data, dataset, store, progress, device,
-                    on_run, executor, workers)
+    return _execute("compare_models", "model", specs, data, dataset, store, **_how(
+        progress, device, on_run, executor, workers, on_error))
 
 
 def gradient_study(
@@ -411,7 +557,7 @@ def gradient_study(
     statistic: Literal["mean", "mean_abs", "l2_norm"] = "mean",
     seeds: Sequence[int] = (0,),
     *,
-    data: Data | None = None,
+    data: Data | DataRef | None = None,
     dataset: str = "fashion-mnist",
     store: RunStore | str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -419,6 +565,7 @@ def gradient_study(
     on_run: Callable[[RunResult], None] | None = None,
     executor: Executor | None = None,
     workers: int | None = None,
+    on_error: Literal["record", "raise"] = "record",
     **trainer_options: Any,
 ) -> ExperimentResult:
     """Q1.7: the gradient statistic over the first ``steps`` training steps, per lr.
@@ -432,7 +579,8 @@ def gradient_study(
         Steps to record.
     statistic : {"mean", "mean_abs", "l2_norm"}, default "mean"
         The course asks for the mean of every gradient entry.
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, workers
+    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, \
+workers, on_error
         As for :func:`lr_sweep`.
     **trainer_options
         As for :func:`lr_sweep`.
@@ -457,12 +605,21 @@ def gradient_study(
                                     **_options(trainer_options))
                             for lr in check_values("lrs", lrs) for seed in seeds],
                    trainer_options)
+    check_run_options(executor, workers, on_error)
     if data is None:  # the epochs the steps need depend on the training set's size
         data = load_dataset(dataset)
-    epochs = max(1, math.ceil(steps * specs[0].batch_size / len(data[0])))
+    (train, _), _ = resolve(data)
+    epochs = max(1, math.ceil(steps * specs[0].batch_size / len(train)))
     specs = [replace(s, epochs=epochs) for s in specs]
-    return _execute("gradient_study", "lr", specs, data, dataset, store, progress, device,
-                    on_run, executor, workers)
+    return _execute("gradient_study", "lr", specs, data, dataset, store, **_how(
+        progress, device, on_run, executor, workers, on_error))
+
+
+def _how(progress: bool, device: str, on_run: Callable[[RunResult], None] | None,
+         executor: Executor | None, workers: int | None, on_error: str) -> dict[str, Any]:
+    """The keyword arguments of :func:`~fmclassify.runs.run_many` an experiment passes on."""
+    return {"progress": progress, "device": device, "on_run": on_run, "executor": executor,
+            "workers": workers, "on_error": on_error}
 
 
 def _options(trainer_options: dict[str, Any]) -> dict[str, Any]:

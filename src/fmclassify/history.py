@@ -16,6 +16,10 @@ Statuses
     unfinished epoch is not recorded, so no non-finite value is ever averaged into a record.
 ``"interrupted"``
     Ctrl-C or SIGTERM ended the run; every finished epoch is kept.
+``"failed"``
+    An error ended the run where it trained (often a worker of a sweep); ``reason`` holds the
+    error's type and text, and the records hold nothing. A sweep records it and goes on with
+    the other runs; it is never stored as finished, so calling the sweep again retries it.
 
 The instability rule
 --------------------
@@ -53,12 +57,14 @@ from fmclassify._io import atomic_write_bytes, dumps_json
 
 __all__ = ["UNSTABLE_DROP", "EpochRecord", "History", "Status", "atomic_write_bytes"]
 
-Status = Literal["running", "completed", "converged", "stopped", "diverged", "interrupted"]
+Status = Literal["running", "completed", "converged", "stopped", "diverged", "interrupted",
+                 "failed"]
 
 #: Largest epoch-to-epoch fall in test accuracy (a fraction) that a stable run shows.
 UNSTABLE_DROP = 0.10
 
-_STATUSES = ("running", "completed", "converged", "stopped", "diverged", "interrupted")
+_STATUSES = ("running", "completed", "converged", "stopped", "diverged", "interrupted",
+             "failed")
 
 
 @dataclass(frozen=True)

@@ -6,235 +6,78 @@ one in this process with a plain :meth:`fmclassify.Trainer.fit`; :func:`run_many
 out through a :class:`concurrent.futures.Executor`:
 
 * by default on a CPU, a process pool of this machine, one process per core
-  (:func:`local_workers`), each with its share of the intra-op threads (one each on two cores),
-  the data handed over once per process (inherited through ``fork`` on Linux, not copied);
-* any executor you pass (``executor=``): a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor`` or
-  a cluster's, e.g. Dask's ``client.get_executor()``;
+  (:func:`~fmclassify.executors.local_workers`), each with its share of the intra-op threads
+  (one each on two cores), the data handed over once per process (inherited through ``fork``
+  on Linux, not copied);
+* any executor you pass (``executor=``): a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``,
+  a cluster's: Dask's (``client.get_executor(pure=False)``, :func:`fmclassify.dask_executor`),
+  submitit's for SLURM. Each task is a few specs and the name of the data
+  (:mod:`fmclassify.executors`): a worker process loads the data once and keeps it, trains
+  each run with a plain :meth:`~fmclassify.Trainer.fit`, and sends back its History (and
+  gradient trace). Small runs go a few to a task, so an engine's per-task overhead does not
+  dominate; runs of an epoch of Fashion-MNIST or more go one to a task;
 * one by one in this process when there is one run, one core, or a GPU (which one run keeps
   busy).
 
 A run trained in a worker with one intra-op thread equals bit for bit the same run trained in
 this process under ``torch.set_num_threads(1)``. Given a :class:`RunStore`, every finished run
-is written there as it arrives, and unfinished runs keep their checkpoint there; calling again
-trains only what is missing, each run resuming on its own.
+is written there as it arrives, and unfinished runs keep their checkpoint there (when the
+workers see its folder: a shared file system); calling again trains only what is missing,
+each run resuming on its own. A run that fails (an error in training, a worker lost, data a
+worker cannot load) comes back with status ``"failed"`` and the error's text, and the others
+go on (``on_error="record"``), or it stops the call (``"raise"``); failed runs are not stored,
+so the next call tries them again. Ctrl-C cancels the runs not started and keeps those that
+finished.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import multiprocessing
+import math
 import os
 import signal
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import (
-    BrokenExecutor,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor, wait
+from multiprocessing import Process
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import torch
-
-from fmclassify._checks import check_choice, check_int, check_lr, check_seed
-from fmclassify._io import atomic_write_bytes, dumps_json
+from fmclassify._checks import check_choice, check_int
 from fmclassify.convergence import ConvergenceDetector
-from fmclassify.data import ImageDataset
-from fmclassify.exceptions import ConfigError, WorkerLostError
+from fmclassify.exceptions import ConfigError, DataError, RunFailedError, WorkerLostError
+from fmclassify.executors import (
+    Data,
+    DataHandle,
+    DataRef,
+    data_handle,
+    data_id,
+    local_pool,
+    local_workers,
+    resolve,
+)
 from fmclassify.gradients import GradientTracer
 from fmclassify.history import History
-from fmclassify.recipes import Recipe
-from fmclassify.registry import build_model, get_model_spec
-from fmclassify.steps import STEPS
-from fmclassify.training import Trainer
+from fmclassify.registry import build_model
+from fmclassify.runspec import RECIPE_FIELDS, RunResult, RunSpec, RunStore
+from fmclassify.training import Trainer, check_data_fits
 
 __all__ = [
+    "ON_ERROR",
     "RECIPE_FIELDS",
     "Data",
     "RunResult",
     "RunSpec",
     "RunStore",
+    "check_run_options",
     "data_id",
     "local_workers",
     "run_many",
     "run_one",
+    "train_runs",
 ]
 
-Data = tuple[ImageDataset, ImageDataset]
-
-#: The recipe arguments of :class:`~fmclassify.Trainer` that a :class:`RunSpec` carries.
-RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """The full configuration of one run; two equal specs give the same numbers.
-
-    Parameters
-    ----------
-    model : str
-        Registered model name.
-    lr : float
-        Learning rate.
-    epochs : int
-        Epoch budget.
-    seed : int
-        Seeds the weights, the shuffling, augmentation and dropout.
-    batch_size, shuffle, step
-        As for :class:`~fmclassify.Trainer`.
-    optimizer, momentum, nesterov, weight_decay, schedule, warmup_epochs, label_smoothing, \
-clip_grad_norm, augment, val_split, precision, ema
-        The recipe, as for :class:`~fmclassify.Trainer`, by name (no callables: a spec is
-        stored and sent to other processes as data).
-    detector : tuple of (str, value) pairs, optional
-        Keyword arguments of a :class:`~fmclassify.ConvergenceDetector`.
-    tracer : tuple of (str, value) pairs, optional
-        Keyword arguments of a :class:`~fmclassify.GradientTracer`.
-    data : str
-        Identifies the data: name, sizes and checksum (:func:`data_id`).
-
-    Raises
-    ------
-    ConfigError
-        For any value the Trainer would refuse, checked when the spec is made.
-    """
-
-    model: str
-    lr: float
-    epochs: int
-    seed: int = 0
-    batch_size: int = 64
-    shuffle: bool = True
-    step: str = "auto"
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str | None = None
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    clip_grad_norm: float | None = None
-    augment: tuple[str, ...] | None = None
-    val_split: float | int | None = None
-    precision: str = "fp32"
-    ema: float | None = None
-    detector: tuple[tuple[str, Any], ...] | None = None
-    tracer: tuple[tuple[str, Any], ...] | None = None
-    data: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model:
-            raise ConfigError(f"model must be a registered model name, got {self.model!r}")
-        get_model_spec(self.model)  # an unknown name fails here, listing the close ones
-        check_lr(self.lr)
-        check_int("epochs", self.epochs)
-        check_seed(self.seed)
-        check_int("batch_size", self.batch_size)
-        check_choice("step", self.step, STEPS)
-        for name in ("optimizer", "schedule"):
-            if callable(getattr(self, name)):
-                raise ConfigError(f"{name} must be a name in a sweep (runs are stored and sent "
-                                  "as data); train a callable with fmclassify.Trainer directly")
-        if self.augment is not None:
-            if isinstance(self.augment, str) or any(not isinstance(a, str) for a in self.augment):
-                raise ConfigError("augment must be a tuple of names such as ('flip', 'crop') in "
-                                  "a sweep; train callables with fmclassify.Trainer directly")
-            object.__setattr__(self, "augment", tuple(self.augment))
-        Recipe(**self.recipe_kwargs()).check_budget(self.epochs)
-
-    def recipe_kwargs(self) -> dict[str, Any]:
-        """The recipe arguments of the Trainer."""
-        return {name: getattr(self, name) for name in RECIPE_FIELDS}
-
-    @property
-    def key(self) -> str:
-        """A file-name-safe key: readable prefix plus a hash of the whole configuration."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        digest = hashlib.sha256(blob).hexdigest()[:12]
-        return f"{self.model}-lr{self.lr:g}-e{self.epochs}-s{self.seed}-{digest}"
-
-    @property
-    def label(self) -> str:
-        """A short label for legends: ``"base lr=0.1"``."""
-        return f"{self.model} lr={self.lr:g}"
-
-
-@dataclass
-class RunResult:
-    """One finished (or ended) run: its spec, History and optional gradient trace."""
-
-    spec: RunSpec
-    history: History
-    gradients: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; :meth:`from_dict` reads it back."""
-        return {"spec": asdict(self.spec), "history": self.history.to_dict(),
-                "gradients": self.gradients}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        """Rebuild a result written by :meth:`to_dict`."""
-        raw = dict(data["spec"])
-        for k in ("detector", "tracer"):
-            if raw.get(k) is not None:
-                raw[k] = tuple((a, _freeze(b)) for a, b in raw[k])
-        if raw.get("augment") is not None:
-            raw["augment"] = tuple(raw["augment"])
-        return cls(RunSpec(**raw), History.from_dict(data["history"]), data.get("gradients"))
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-class RunStore:
-    """A folder of finished runs (``KEY.json``) and unfinished ones' checkpoints (``KEY.ckpt``).
-
-    Parameters
-    ----------
-    folder : path-like
-        Created if missing.
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def json_path(self, spec: RunSpec) -> Path:
-        """Where the finished run of ``spec`` is stored."""
-        return self.folder / f"{spec.key}.json"
-
-    def checkpoint_path(self, spec: RunSpec) -> Path:
-        """Where the unfinished run of ``spec`` keeps its checkpoint."""
-        return self.folder / f"{spec.key}.ckpt"
-
-    def load(self, spec: RunSpec) -> RunResult | None:
-        """The stored result of ``spec``, or None when it has not finished."""
-        path = self.json_path(spec)
-        if not path.exists():
-            return None
-        with open(path, encoding="utf-8") as fh:
-            return RunResult.from_dict(json.load(fh))
-
-    def save(self, result: RunResult) -> Path:
-        """Store a finished run atomically and drop its checkpoint."""
-        path = atomic_write_bytes(self.json_path(result.spec),
-                                  dumps_json(result.to_dict()).encode())
-        self.checkpoint_path(result.spec).unlink(missing_ok=True)
-        return path
-
-
-def data_id(train: ImageDataset, test: ImageDataset) -> str:
-    """Identify a data pair for run keys: name, sizes and checksums."""
-    return f"{train.name}:{len(train)}:{len(test)}:{train.checksum[:16]}:{test.checksum[:16]}"
+#: The values of ``on_error``: record a failed run and go on, or stop at the first.
+ON_ERROR = ("record", "raise")
 
 
 def trainer_for(spec: RunSpec, data: Data, *, checkpoint: Path | None = None,
@@ -293,16 +136,66 @@ def _train(spec: RunSpec, data: Data, checkpoint: Path | None, progress: bool,
     return RunResult(spec, history, tracer.to_dict() if tracer else None)
 
 
-def local_workers(runs: int, device: str = "auto") -> int:
-    """How many processes :func:`run_many` starts here: one per core, 1 for a GPU or one run."""
-    if runs < 2 or device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return 1
-    return max(1, min(runs, torch.get_num_threads()))
+def _attempt(spec: RunSpec, data: Data, checkpoint: Path | None, progress: bool,
+             device: str) -> RunResult:
+    """Train ``spec``; an error becomes a result with status "failed" and the error's text."""
+    try:
+        if spec.data and data_id(*data) != spec.data:
+            raise DataError(f"the data here is {data_id(*data)}, but the run was made for "
+                            f"{spec.data}; give every machine the same data set files")
+        return _train(spec, data, checkpoint, progress, device)
+    except Exception as exc:
+        return _failed(spec, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(spec: RunSpec, error: str) -> RunResult:
+    host = f"{socket.gethostname()}, pid {os.getpid()}"
+    history = History(status="failed", reason=f"{error} (on {host})",
+                      metadata={"model": spec.model, "lr": spec.lr, "epochs": spec.epochs,
+                                "seed": spec.seed, "batch_size": spec.batch_size,
+                                "host": socket.gethostname()})
+    return RunResult(spec, history)
+
+
+def train_runs(specs: Sequence[RunSpec], data: DataHandle, store: str | None = None,
+               device: str = "auto") -> list[RunResult]:
+    """Train runs where a task of :func:`run_many` lands (a worker process); never raises.
+
+    Parameters
+    ----------
+    specs : sequence of RunSpec
+        The task's runs.
+    data : DataHandle
+        Names the data (loaded once per process and kept).
+    store : str, optional
+        The folder of the run store, used where it exists on this machine (a shared file
+        system): unfinished runs checkpoint there and resume, and a run already finished there
+        (a task an engine ran again after losing a worker) is read back, not trained again.
+    device : str, default "auto"
+        Training device.
+
+    Returns
+    -------
+    list of RunResult
+        One per spec; a run that could not train has status "failed" and the error's text.
+    """
+    try:
+        ds = data.open()
+    except Exception as exc:
+        return [_failed(s, f"the worker could not load the data ({type(exc).__name__}: {exc})")
+                for s in specs]
+    runs = RunStore(store) if store is not None and Path(store).is_dir() else None
+    results = []
+    for spec in specs:
+        finished = runs.load(spec) if runs is not None else None
+        ckpt = runs.checkpoint_path(spec) if runs is not None else None
+        results.append(finished or _attempt(spec, ds, ckpt, False, device))
+    return results
 
 
 def run_many(
     specs: Sequence[RunSpec],
-    data: Data,
+    data: Data | DataRef,
     *,
     store: RunStore | None = None,
     executor: Executor | None = None,
@@ -310,6 +203,7 @@ def run_many(
     progress: bool = False,
     device: str = "auto",
     on_run: Callable[[RunResult], None] | None = None,
+    on_error: Literal["record", "raise"] = "record",
 ) -> list[RunResult]:
     """Train ``specs`` (those not finished in ``store``) and return their results in order.
 
@@ -317,8 +211,8 @@ def run_many(
     ----------
     specs : sequence of RunSpec
         The runs.
-    data : (ImageDataset, ImageDataset)
-        Train and test sets.
+    data : (ImageDataset, ImageDataset) or DataRef
+        Train and test sets, or a reference that each worker loads for itself.
     store : RunStore, optional
         Finished runs are read from it and every newly finished run is written to it as it
         arrives; unfinished runs keep their checkpoint there and resume from it.
@@ -332,7 +226,11 @@ def run_many(
     device : str, default "auto"
         Training device.
     on_run : callable, optional
-        Called with each RunResult as it finishes (or is read from the store).
+        Called with each RunResult as it finishes (or is read from the store, or fails).
+    on_error : {"record", "raise"}, default "record"
+        A run that fails is returned with status "failed" while the others go on; or the
+        first failure stops the call (its own exception here, :class:`RunFailedError` from a
+        worker).
 
     Returns
     -------
@@ -344,110 +242,128 @@ def run_many(
     KeyboardInterrupt
         On Ctrl-C: runs not started are cancelled, running ones stop at their next step and
         keep the checkpoint of their last finished epoch, finished ones are in the store.
+    WorkerLostError
+        A process of the default pool died (killed, out of memory); finished runs are kept.
     """
+    check_run_options(executor, workers, on_error)
+    for spec in specs:
+        if not isinstance(spec, RunSpec):
+            raise ConfigError(f"specs must be RunSpec objects, got {type(spec).__name__}")
+    data, ref = resolve(data)
+    done, todo = _stored(specs, store, on_run)
+    for model in sorted({s.model for s in todo.values()}):  # before any run trains
+        check_data_fits(_model_for(model, data), *data)
+
+    def arrived(i: int, result: RunResult) -> None:
+        failed = result.history.status == "failed"
+        if store is not None and not failed:
+            store.save(result)
+        done[i] = result
+        if on_run is not None:
+            on_run(result)
+        if failed and on_error == "raise":
+            raise RunFailedError(f"run {result.spec.label} seed {result.spec.seed} failed: "
+                                 f"{result.history.reason}; the finished runs are kept")
+
+    n = workers if workers is not None else local_workers(len(todo), device)
+    if executor is None and min(n, len(todo)) <= 1:
+        for i, spec in todo.items():
+            ckpt = store.checkpoint_path(spec) if store is not None else None
+            arrived(i, _train(spec, data, ckpt, progress, device) if on_error == "raise"
+                    else _attempt(spec, data, ckpt, progress, device))
+    elif todo:
+        _dispatch(executor, n, data, ref, todo, store, device, arrived)
+    return [done[i] for i in range(len(specs))]
+
+
+def _stored(specs: Sequence[RunSpec], store: RunStore | None,
+            on_run: Callable[[RunResult], None] | None
+            ) -> tuple[dict[int, RunResult], dict[int, RunSpec]]:
+    """The runs finished in ``store`` (each handed to ``on_run``), and those still to train."""
     done: dict[int, RunResult] = {}
-    todo = []
+    todo: dict[int, RunSpec] = {}
     for i, spec in enumerate(specs):
         cached = store.load(spec) if store is not None else None
-        if cached is not None:
-            done[i] = cached
-            if on_run is not None:
-                on_run(cached)
-        else:
-            todo.append(i)
-    n = check_int("workers", workers) if workers is not None else local_workers(len(todo), device)
-    if executor is None and min(n, len(todo)) <= 1:
-        for i in todo:
-            done[i] = run_one(specs[i], data, store=store, progress=progress, device=device)
-            if on_run is not None:
-                on_run(done[i])
-    elif todo:
-        def arrived(i: int, result: RunResult) -> None:
-            if store is not None:
-                store.save(result)
-            done[i] = result
-            if on_run is not None:
-                on_run(result)
+        if cached is None:
+            todo[i] = spec
+            continue
+        done[i] = cached
+        if on_run is not None:
+            on_run(cached)
+    return done, todo
 
-        with _executor(executor, min(n, len(todo)), data) as (pool, children):
-            _gather(pool, children, {i: specs[i] for i in todo}, data, store, device, arrived)
-    return [done[i] for i in range(len(specs))]
+
+def check_run_options(executor: Executor | None, workers: int | None, on_error: str) -> None:
+    """Check where and how runs train (``executor``, ``workers``, ``on_error``), before any work.
+
+    Raises
+    ------
+    ConfigError
+        ``executor`` is not a :class:`concurrent.futures.Executor`, ``workers`` < 1, or
+        ``on_error`` is not one of :data:`ON_ERROR`.
+    """
+    if executor is not None and not isinstance(executor, Executor):
+        raise ConfigError(f"executor must be a concurrent.futures.Executor (a process pool, "
+                          f"Dask's client.get_executor()), got {type(executor).__name__}")
+    if workers is not None:
+        check_int("workers", workers)
+    check_choice("on_error", on_error, ON_ERROR)
+
+
+def _model_for(name: str, data: Data) -> Any:
+    c, h, _ = data[0].image_shape
+    return build_model(name, num_classes=data[0].num_classes, in_channels=c, image_size=h,
+                       seed=0)
 
 
 # -- the workers --------------------------------------------------------------------------------
 
-_WORKER_DATA: dict[str, Data] = {}  # per process: the data handed to this worker
+#: Work a task aims at, in images trained (epochs x training images): one Fashion-MNIST epoch.
+TASK_WORK = 60_000
 
 
-def _init_worker(key: str, data: Data, threads: int, parent: int) -> None:
-    """A pool process's start: its data, its threads, and Ctrl-C left to the parent.
-
-    The parent stops its workers with SIGTERM (each run then keeps the checkpoint of its last
-    finished epoch). On Linux the kernel kills a worker whose parent died (SIGKILL: with no
-    parent to report to, its unfinished epoch is lost, its checkpoints are not), so no orphan
-    keeps writing checkpoints that a rerun is about to resume.
-    """
-    _WORKER_DATA[key] = data
-    torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before that line
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _train_in_worker(spec: RunSpec, key: str, data: Data | None, checkpoint: str | None,
-                     device: str) -> RunResult:
-    """One run in a worker, on the data handed to it (``data``, else the process's own)."""
-    ds = data if data is not None else _WORKER_DATA[key]
-    return _train(spec, ds, Path(checkpoint) if checkpoint else None, False, device)
-
-
-@contextmanager
-def _executor(given: Executor | None, n: int,
-              data: Data) -> Iterator[tuple[Executor, list[multiprocessing.Process]]]:
-    """The executor to use and, for our own pool, its processes (to stop them on Ctrl-C)."""
-    if given is not None:
-        yield given, []
+def _dispatch(executor: Executor | None, n: int, data: Data, ref: DataRef | None,
+              specs: dict[int, RunSpec], store: RunStore | None, device: str,
+              arrived: Callable[[int, RunResult], None]) -> None:
+    """Send the runs out: to our own pool one per task, to any other executor in groups."""
+    if executor is None:
+        handle = data_handle(data, ref, where="pool")
+        with local_pool(min(n, len(specs)), handle, data) as (pool, children):
+            _gather(pool, children, [[i] for i in specs], specs, handle, store, device, arrived)
         return
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    for ds in data:
-        ds.float_images()  # computed once here; forked workers share these pages
-    threads = max(1, torch.get_num_threads() // n)
-    before = set(multiprocessing.active_children())
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method),
-                               initializer=_init_worker,
-                               initargs=(data_id(*data), data, threads, os.getpid()))
-    children: list[multiprocessing.Process] = []
-    try:
-        pool.submit(int).result()  # start the workers now, to know their processes
-        children = [p for p in multiprocessing.active_children() if p not in before]
-        yield pool, children
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    shared = isinstance(executor, ThreadPoolExecutor)
+    handle = data_handle(data, ref, where="threads" if shared else "processes")
+    groups = [[i] for i in specs] if shared else _groups(specs, len(data[0]), executor)
+    _gather(executor, [], groups, specs, handle, store, device, arrived)
 
 
-def _gather(pool: Executor, children: list[multiprocessing.Process], specs: dict[int, RunSpec],
-            data: Data, store: RunStore | None, device: str,
+def _groups(specs: dict[int, RunSpec], train_size: int, executor: Executor) -> list[list[int]]:
+    """Runs in tasks of about :data:`TASK_WORK`, yet at least two tasks per worker."""
+    get = getattr(executor, "parallelism", None)
+    parallel = get() if callable(get) else 8  # an executor that does not say: a few workers
+    todo = list(specs)
+    work = max(1, max(s.epochs for s in specs.values()) * train_size)
+    size = max(1, min(TASK_WORK // work, math.ceil(len(todo) / (2 * parallel))))
+    return [todo[k:k + size] for k in range(0, len(todo), size)]
+
+
+def _gather(pool: Executor, children: list[Process], groups: list[list[int]],
+            specs: dict[int, RunSpec], handle: DataHandle, store: RunStore | None, device: str,
             arrived: Callable[[int, RunResult], None]) -> None:
-    """Submit every spec, hand each result to ``arrived`` as it comes; stop all on Ctrl-C."""
-    key = data_id(*data)
-    # our own pool and thread pools already hold the data; any other executor gets it sent
-    send = None if children or isinstance(pool, ThreadPoolExecutor) else data
-    if isinstance(pool, ThreadPoolExecutor):
-        _WORKER_DATA[key] = data
-    futures: dict[Future[RunResult], int] = {}
-    for i, spec in specs.items():
-        ckpt = str(store.checkpoint_path(spec)) if store is not None else None
-        futures[pool.submit(_train_in_worker, spec, key, send, ckpt, device)] = i
+    """Submit every group, hand each result to ``arrived`` as it comes; stop all on Ctrl-C."""
+    futures: dict[Future[list[RunResult]], list[int]] = {}
+    for group in groups:
+        folder = str(store.folder) if store is not None else None
+        futures[pool.submit(train_runs, [specs[i] for i in group], handle, folder, device)] = group
     pending = set(futures)
     try:
         while pending:
             finished, pending = wait(pending, return_when="FIRST_COMPLETED")
             for future in finished:
-                arrived(futures[future], _result(future))
+                group = futures.pop(future)  # let go: an engine recomputes results still held
+                for i, result in zip(group, _results(future, [specs[i] for i in group]),
+                                     strict=True):
+                    arrived(i, result)
     except BaseException:
         for future in pending:
             future.cancel()
@@ -457,9 +373,12 @@ def _gather(pool: Executor, children: list[multiprocessing.Process], specs: dict
         raise
 
 
-def _result(future: Future[RunResult]) -> RunResult:
+def _results(future: Future[list[RunResult]], specs: list[RunSpec]) -> list[RunResult]:
     try:
         return future.result()
     except BrokenExecutor as exc:
         raise WorkerLostError(f"a worker process died before its run finished ({exc}); the runs "
-                         "that finished are kept: call again to train only the rest") from None
+                              "that finished are kept: call again to train only the rest") from None
+    except Exception as exc:  # the task never came back: its worker was lost, or it was not sent
+        return [_failed(s, f"its task did not come back ({type(exc).__name__}: {exc})")
+                for s in specs]

@@ -17,6 +17,11 @@ a :class:`~fmclassify.recipes.Recipe`. Choices a reader might question:
   recorded, so no NaN is ever averaged into a record. The model keeps the weights where it
   diverged, whichever step trained it.
 * Conv models train channels-last on the CPU (``benchmarks/cnn_speed.py``).
+* Under torchrun (:mod:`fmclassify.distributed`) the same loop trains one run over several
+  processes: every rank draws the same global batch and trains on its rows of it
+  (``shard.split``), gradients are summed by DistributedDataParallel, and the losses and
+  counts are summed over the ranks (``shard.sum``); one process is rank 0 of 1, where both
+  calls return what they are given.
 * A run repeats bit for bit with the same seed, device and number of intra-op threads
   (``torch.get_num_threads()``): BLAS rounds differently when it splits a product over
   another number of threads. Runs trained in parallel processes each get their share of the
@@ -44,6 +49,7 @@ from fmclassify._progress import progress_bar
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.checkpoint import load_checkpoint, save_checkpoint
 from fmclassify.data import ImageDataset, iter_batches, num_batches
+from fmclassify.distributed import current_shard
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.history import EpochRecord, History
 from fmclassify.recipes import (
@@ -60,7 +66,8 @@ from fmclassify.recipes import (
 )
 from fmclassify.steps import STEPS, AutogradStep, FusedStep, Step, needs_autograd, why_not_fused
 
-__all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted"]
+__all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
+           "check_data_fits"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
 
@@ -226,7 +233,9 @@ class Trainer:
                                and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
                                else torch.contiguous_format)
         self.model.to(memory_format=self._memory_format)
-        self._fused_reason = why_not_fused(self.model, self.recipe)
+        self._shard = current_shard()  # this process's part of a run under torchrun
+        self._fused_reason = (why_not_fused(self.model, self.recipe) if self._shard.world == 1
+                              else f"it trains data-parallel over {self._shard.world} processes")
         if self.step_kind == "fused" and self._fused_reason is not None:
             raise ConfigError(f"step='fused' cannot train this run: {self._fused_reason}; "
                               "use step='auto' or 'autograd'")
@@ -271,7 +280,9 @@ class Trainer:
         x, y = self._on_device(self._train_set)
         augment = self._augmenter(train)
         steps = self._steps(run)
-        bar = progress_bar(total=self.epochs, initial=first - 1, disable=not self.progress,
+        shard = self._shard  # one process: rank 0 of 1, all rows
+        bar = progress_bar(total=self.epochs, initial=first - 1,
+                           disable=not self.progress or shard.rank != 0,
                            desc=str(history.metadata["model"]), unit="epoch", leave=False)
         try:
             with sigterm_as_interrupt():
@@ -285,17 +296,20 @@ class Trainer:
                     try:
                         for i, (xb, yb) in enumerate(iter_batches(
                                 x, y, self.batch_size, shuffle=self.shuffle, generator=self._gen)):
-                            loss = step(augment(xb), yb)  # forward, backward, callbacks, update
+                            xb, yb = shard.split(augment(xb), yb)  # this rank's rows of it
+                            loss = step(xb, yb)  # forward, backward, callbacks, update
                             if self.schedule is not None:
                                 self.schedule.step()  # per batch
                             if self.ema is not None:
                                 self.ema.update_parameters(self.model)
                             loss_sum += loss * yb.shape[0]  # on the device: no sync per step
                             run.step += 1
-                            if i % _FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                            if (i % _FINITE_CHECK_EVERY == 0
+                                    and not torch.isfinite(shard.sum(loss_sum))):
                                 break
                     finally:
                         step.end_epoch()  # the model holds the epoch's weights from here on
+                    loss_sum = shard.sum(loss_sum)  # over the ranks' rows: the whole set
                     if not torch.isfinite(loss_sum):
                         self._diverged(run, epoch)
                         break
@@ -343,11 +357,12 @@ class Trainer:
             raise ConfigError(
                 f"checkpoint {str(self.checkpoint)!r} already exists; pass resume=True to "
                 "continue that run, or delete the file (or choose another path) to start afresh")
-        _check_data(self.model, self.device, train, test)
+        check_data_fits(self.model, train, test, self.device)
         self._train_set, self._val_set = train, None
         if self.recipe.val_split is not None:
             self._train_set, self._val_set = split_validation(train, self.recipe.val_split,
                                                               self.seed)
+        self._shard.check_batches(len(self._train_set), self.batch_size)
         self._eval_sets = {"test": self._on_device(test)}
         if self._val_set is not None:
             self._eval_sets["val"] = self._on_device(self._val_set)
@@ -374,10 +389,11 @@ class Trainer:
     def _steps(self, run: RunContext) -> Callable[[], Step]:
         """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
         kind = self.step_kind
-        forward = torch.compile(self.model) if kind == "compiled" else None
+        forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
+        forward = torch.compile(forward) if kind == "compiled" else forward
         autograd = AutogradStep(self.model, self.optimizer, self.recipe, run, self.callbacks,
                                 forward=forward,
-                                name="autograd" if forward is None else "compiled")
+                                name="compiled" if kind == "compiled" else "autograd")
         if kind in ("autograd", "compiled") or self._fused_reason is not None:
             return lambda: autograd
         fused = FusedStep(self.model, self.optimizer)
@@ -433,12 +449,15 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                     if self.recipe.precision == "bf16" else contextlib.nullcontext())
+        shard = self._shard  # each rank evaluates its rows; the sums are over all
         with autocast:
-            for xb, yb in iter_batches(x, y, self.eval_batch_size, shuffle=False):
+            for xb, yb in iter_batches(shard.rows(x), shard.rows(y), self.eval_batch_size,
+                                       shuffle=False):
                 logits = model(xb).float()
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
                 correct += (logits.argmax(1) == yb).sum()
         model.train(was_training)
+        loss_sum, correct = shard.sum(loss_sum), shard.sum(correct)
         loss = loss_sum.item() / len(y)
         # a non-finite loss is kept as inf (JSON writes it as null); accuracy stays meaningful
         return (loss if math.isfinite(loss) else float("inf")), correct.item() / len(y)
@@ -453,7 +472,7 @@ class Trainer:
     # -- checkpoints and metadata -------------------------------------------------------------
 
     def _save(self, run: RunContext) -> None:
-        if self.checkpoint is not None:
+        if self.checkpoint is not None and self._shard.rank == 0:  # one writer per run
             save_checkpoint(self.checkpoint, model=self.model, optimizer=self.optimizer,
                             history=run.history, generator=self._gen, step=run.step,
                             callbacks=self.callbacks, extra=self._extra_states())
@@ -511,6 +530,7 @@ class Trainer:
             "data_checksum": train.checksum + ("+" + test.checksum if test.checksum else ""),
             "device": str(self.device),
             "threads": torch.get_num_threads(),
+            "world_size": self._shard.world,
             "step": step,
             "versions": {"fmclassify": __version__, "torch": str(torch.__version__),
                          "torchvision": str(torchvision.__version__),
@@ -532,9 +552,16 @@ def _check_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
     return out
 
 
-def _check_data(model: torch.nn.Module, device: torch.device, train: ImageDataset,
-                test: ImageDataset) -> None:
-    """Refuse data that does not fit the model, with one forward pass on two images."""
+def check_data_fits(model: torch.nn.Module, train: ImageDataset, test: ImageDataset,
+                    device: torch.device | str = "cpu") -> None:
+    """Refuse data that does not fit the model, with one forward pass on two images.
+
+    Raises
+    ------
+    DataError
+        Not ImageDatasets, train and test shapes differ, the images do not fit the model, or
+        its outputs do not match the classes; the message says how to build the model.
+    """
     for label, ds in (("train", train), ("test", test)):
         if not isinstance(ds, ImageDataset):
             raise DataError(f"{label} must be an ImageDataset from fmclassify.load_dataset, "

@@ -1,0 +1,189 @@
+"""Runs as plain data: the configuration of one run, its result, and the folder that keeps them.
+
+A :class:`RunSpec` is the whole configuration of one run, names and numbers only, so it can be
+hashed into a store key, written to JSON and sent to another process (:mod:`fmclassify.runs`
+trains them). A :class:`RunResult` is what comes back: the spec, its History and an optional
+gradient trace. A :class:`RunStore` keeps finished runs as JSON and unfinished ones'
+checkpoints, keyed by the spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fmclassify._checks import check_choice, check_int, check_lr, check_seed
+from fmclassify._io import atomic_write_bytes, dumps_json
+from fmclassify.exceptions import ConfigError
+from fmclassify.history import History
+from fmclassify.recipes import Recipe
+from fmclassify.registry import get_model_spec
+from fmclassify.steps import STEPS
+
+__all__ = ["RECIPE_FIELDS", "RunResult", "RunSpec", "RunStore"]
+
+#: The recipe arguments of :class:`~fmclassify.Trainer` that a :class:`RunSpec` carries.
+RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The full configuration of one run; two equal specs give the same numbers.
+
+    Parameters
+    ----------
+    model : str
+        Registered model name.
+    lr : float
+        Learning rate.
+    epochs : int
+        Epoch budget.
+    seed : int
+        Seeds the weights, the shuffling, augmentation and dropout.
+    batch_size, shuffle, step
+        As for :class:`~fmclassify.Trainer`.
+    optimizer, momentum, nesterov, weight_decay, schedule, warmup_epochs, label_smoothing, \
+clip_grad_norm, augment, val_split, precision, ema
+        The recipe, as for :class:`~fmclassify.Trainer`, by name (no callables: a spec is
+        stored and sent to other processes as data).
+    detector : tuple of (str, value) pairs, optional
+        Keyword arguments of a :class:`~fmclassify.ConvergenceDetector`.
+    tracer : tuple of (str, value) pairs, optional
+        Keyword arguments of a :class:`~fmclassify.GradientTracer`.
+    data : str
+        Identifies the data: name, sizes and checksum (:func:`data_id`).
+
+    Raises
+    ------
+    ConfigError
+        For any value the Trainer would refuse, checked when the spec is made.
+    """
+
+    model: str
+    lr: float
+    epochs: int
+    seed: int = 0
+    batch_size: int = 64
+    shuffle: bool = True
+    step: str = "auto"
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str | None = None
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
+    augment: tuple[str, ...] | None = None
+    val_split: float | int | None = None
+    precision: str = "fp32"
+    ema: float | None = None
+    detector: tuple[tuple[str, Any], ...] | None = None
+    tracer: tuple[tuple[str, Any], ...] | None = None
+    data: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError(f"model must be a registered model name, got {self.model!r}")
+        get_model_spec(self.model)  # an unknown name fails here, listing the close ones
+        check_lr(self.lr)
+        check_int("epochs", self.epochs)
+        check_seed(self.seed)
+        check_int("batch_size", self.batch_size)
+        check_choice("step", self.step, STEPS)
+        for name in ("optimizer", "schedule"):
+            if callable(getattr(self, name)):
+                raise ConfigError(f"{name} must be a name in a sweep (runs are stored and sent "
+                                  "as data); train a callable with fmclassify.Trainer directly")
+        if self.augment is not None:
+            if isinstance(self.augment, str) or any(not isinstance(a, str) for a in self.augment):
+                raise ConfigError("augment must be a tuple of names such as ('flip', 'crop') in "
+                                  "a sweep; train callables with fmclassify.Trainer directly")
+            object.__setattr__(self, "augment", tuple(self.augment))
+        Recipe(**self.recipe_kwargs()).check_budget(self.epochs)
+
+    def recipe_kwargs(self) -> dict[str, Any]:
+        """The recipe arguments of the Trainer."""
+        return {name: getattr(self, name) for name in RECIPE_FIELDS}
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe key: readable prefix plus a hash of the whole configuration."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        digest = hashlib.sha256(blob).hexdigest()[:12]
+        return f"{self.model}-lr{self.lr:g}-e{self.epochs}-s{self.seed}-{digest}"
+
+    @property
+    def label(self) -> str:
+        """A short label for legends: ``"base lr=0.1"``."""
+        return f"{self.model} lr={self.lr:g}"
+
+
+@dataclass
+class RunResult:
+    """One finished (or ended) run: its spec, History and optional gradient trace."""
+
+    spec: RunSpec
+    history: History
+    gradients: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; :meth:`from_dict` reads it back."""
+        return {"spec": asdict(self.spec), "history": self.history.to_dict(),
+                "gradients": self.gradients}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """Rebuild a result written by :meth:`to_dict`."""
+        raw = dict(data["spec"])
+        for k in ("detector", "tracer"):
+            if raw.get(k) is not None:
+                raw[k] = tuple((a, _freeze(b)) for a, b in raw[k])
+        if raw.get("augment") is not None:
+            raw["augment"] = tuple(raw["augment"])
+        return cls(RunSpec(**raw), History.from_dict(data["history"]), data.get("gradients"))
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class RunStore:
+    """A folder of finished runs (``KEY.json``) and unfinished ones' checkpoints (``KEY.ckpt``).
+
+    Parameters
+    ----------
+    folder : path-like
+        Created if missing.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def json_path(self, spec: RunSpec) -> Path:
+        """Where the finished run of ``spec`` is stored."""
+        return self.folder / f"{spec.key}.json"
+
+    def checkpoint_path(self, spec: RunSpec) -> Path:
+        """Where the unfinished run of ``spec`` keeps its checkpoint."""
+        return self.folder / f"{spec.key}.ckpt"
+
+    def load(self, spec: RunSpec) -> RunResult | None:
+        """The stored result of ``spec``, or None when it has not finished."""
+        path = self.json_path(spec)
+        if not path.exists():
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return RunResult.from_dict(json.load(fh))
+
+    def save(self, result: RunResult) -> Path:
+        """Store a finished run atomically and drop its checkpoint."""
+        path = atomic_write_bytes(self.json_path(result.spec),
+                                  dumps_json(result.to_dict()).encode())
+        self.checkpoint_path(result.spec).unlink(missing_ok=True)
+        return path
