@@ -216,12 +216,13 @@ def test_rerun_reuses_every_finished_run(one_seed, tmp_path, monkeypatch):
 
 
 def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
-    """SIGKILL of the whole run in Q1.4 (its two runs train in two worker processes; one of
-    them kills the parent at the end of its second epoch, and the kernel then kills the
-    workers, whose checkpoints stay); the rerun retrains only what did not finish."""
+    """SIGKILL of the whole run in Q1.4, at the end of a run's second epoch (a run trained in a
+    worker process kills its parent, and the kernel then kills the workers, whose checkpoints
+    stay; a run trained in the calling process kills that process); the rerun retrains only
+    what did not finish."""
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     script = textwrap.dedent(f"""
-        import os, signal, sys
+        import multiprocessing, os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from helpers import make_dataset
         from fmclassify.callbacks import CallbackBase
@@ -234,7 +235,9 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
 
             def on_epoch_end(self, run, record):
                 if len(runs) == 4 and record.epoch == 2:
-                    os.kill(os.getppid(), signal.SIGKILL)  # this is a worker: kill the parent
+                    # in a worker process kill its parent (the run); in the run itself, itself
+                    worker = multiprocessing.parent_process() is not None
+                    os.kill(os.getppid() if worker else os.getpid(), signal.SIGKILL)
         original = training.Trainer.__init__
         def patched(self, *a, **k):
             k["callbacks"] = [*k.get("callbacks", ()), Killer()]
