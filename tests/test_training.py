@@ -343,7 +343,9 @@ def test_real_data_ten_epochs_reach_the_course_accuracy(real_data):
 
 KILL_SCRIPT = """
 import os, signal, sys
+import torch
 import fmclassify as fmc
+torch.set_num_threads(1)  # the resumed and the straight run use one thread too
 from fmclassify.callbacks import CallbackBase
 
 class Kill(CallbackBase):
@@ -377,13 +379,20 @@ def test_sigkill_mid_epoch_then_resume_equals_a_straight_run(real_data, tmp_path
         torch.load(ckpt, weights_only=True)["history"]).epochs_trained == 2
 
     train, test = real_data[0].subset(n_train), real_data[1].subset(n_test)
-    # The killing callback needs a per-step hook, so all three runs use autograd.
-    resumed = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, checkpoint=ckpt,
-                          progress=False, step="autograd")
-    h_resumed = resumed.fit(train, test, resume=True)
-    straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4, progress=False,
-                           step="autograd")
-    h_straight = straight.fit(train, test)
+    # The killing callback needs a per-step hook, so all three runs use autograd; and one
+    # intra-op thread each, since BLAS rounds by the thread count (a run repeats bit for bit
+    # with the same seed, device and thread count).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4,
+                              checkpoint=ckpt, progress=False, step="autograd")
+        h_resumed = resumed.fit(train, test, resume=True)
+        straight = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=4,
+                               progress=False, step="autograd")
+        h_straight = straight.fit(train, test)
+    finally:
+        torch.set_num_threads(threads)
     assert strip_seconds(h_resumed) == strip_seconds(h_straight)
     for p, q in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
         assert torch.equal(p, q)
