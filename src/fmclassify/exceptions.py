@@ -159,6 +159,14 @@ class WorkerLostError(FmClassifyError):
 
     The runs that finished before are kept in the store; calling the same function again
     trains only the missing ones.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> try:                                                         # doctest: +SKIP
+    ...     fmc.lr_sweep(lrs=(0.1, 0.01), store="runs")
+    ... except fmc.WorkerLostError:
+    ...     fmc.lr_sweep(lrs=(0.1, 0.01), store="runs")   # trains only what is missing
     """
 
 

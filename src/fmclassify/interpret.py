@@ -67,6 +67,13 @@ class Interpretation:
     ------
     DataError
         ``logits`` is not (len(dataset), num_classes), or holds NaN or infinite values.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> interp = fmc.interpret(model, test)                     # doctest: +SKIP
+    >>> interp.confusion_matrix(normalize="true")[0, 0]         # doctest: +SKIP
+    >>> fig = interp.plot_top_losses(9)                         # doctest: +SKIP
     """
 
     def __init__(self, logits: torch.Tensor, dataset: ImageDataset) -> None:
@@ -318,7 +325,7 @@ def interpret(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 1000
     Parameters
     ----------
     model : torch.nn.Module
-        A classifier giving (B, C) scores for (B, *dataset.image_shape) images.
+        A classifier giving (B, C) scores for ``(B, *dataset.image_shape)`` images.
     dataset : ImageDataset
         Usually the test split.
     batch_size : int, default 1000

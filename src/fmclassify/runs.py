@@ -244,6 +244,13 @@ def run_many(
         keep the checkpoint of their last finished epoch, finished ones are in the store.
     WorkerLostError
         A process of the default pool died (killed, out of memory); finished runs are kept.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> data = fmc.load_dataset("fashion-mnist")                             # doctest: +SKIP
+    >>> specs = [fmc.RunSpec("base", lr=lr, epochs=2) for lr in (0.1, 0.01)]
+    >>> results = fmc.run_many(specs, data, workers=2)                       # doctest: +SKIP
     """
     check_run_options(executor, workers, on_error)
     for spec in specs:

@@ -61,6 +61,12 @@ clip_grad_norm, augment, val_split, precision, ema
     ------
     ConfigError
         For any value the Trainer would refuse, checked when the spec is made.
+
+    Examples
+    --------
+    >>> spec = RunSpec("base", lr=0.1, epochs=10, seed=1, momentum=0.9)
+    >>> spec.label, spec.key.startswith("base-lr0.1-e10-s1-")
+    ('base lr=0.1', True)
     """
 
     model: str
@@ -159,6 +165,18 @@ class RunStore:
     ----------
     folder : path-like
         Created if missing.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> result = fmc.run_many([RunSpec("base", lr=0.1, epochs=1)], data)[0]  # doctest: +SKIP
+    >>> result.history.final_accuracy                                        # doctest: +SKIP
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> store = RunStore("runs")                                             # doctest: +SKIP
+    >>> fmc.lr_sweep(lrs=(0.1,), epochs=2, store=store)   # trains, then reuses  # doctest: +SKIP
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
