@@ -131,7 +131,14 @@ clip_grad_norm, augment, val_split, precision, ema
 
 @dataclass
 class RunResult:
-    """One finished (or ended) run: its spec, History and optional gradient trace."""
+    """One finished (or ended) run: its spec, History and optional gradient trace.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> result = fmc.run_many([RunSpec("base", lr=0.1, epochs=1)], data)[0]  # doctest: +SKIP
+    >>> result.history.final_accuracy                                        # doctest: +SKIP
+    """
 
     spec: RunSpec
     history: History
@@ -165,12 +172,6 @@ class RunStore:
     ----------
     folder : path-like
         Created if missing.
-
-    Examples
-    --------
-    >>> import fmclassify as fmc
-    >>> result = fmc.run_many([RunSpec("base", lr=0.1, epochs=1)], data)[0]  # doctest: +SKIP
-    >>> result.history.final_accuracy                                        # doctest: +SKIP
 
     Examples
     --------
