@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None, help="a subset, for a try-out")
     parser.add_argument("--augment", default="crop,flip",
                         help="comma-separated batch augmentations ('' for none)")
+    parser.add_argument("--optimizer", default="sgd", help="sgd (Nesterov momentum), adam, adamw")
     parser.add_argument("--ema", type=float, default=None, help="EMA decay of the weights")
     parser.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"])
     parser.add_argument("--label-smoothing", type=float, default=RECIPE["label_smoothing"])
@@ -47,8 +48,9 @@ def main() -> None:
     if args.train_size:
         train = train.subset(args.train_size)
     recipe = {**RECIPE, "augment": tuple(a for a in args.augment.split(",") if a) or None,
-              "ema": args.ema, "weight_decay": args.weight_decay,
-              "label_smoothing": args.label_smoothing, "batch_size": args.batch_size}
+              "ema": args.ema, "optimizer": args.optimizer, "weight_decay": args.weight_decay,
+              "label_smoothing": args.label_smoothing, "batch_size": args.batch_size,
+              "nesterov": args.optimizer == "sgd"}
     print(f"{args.model}: lr {args.lr}, {args.epochs} epochs, {recipe}")
     started = time.perf_counter()
     result = fmc.lr_sweep(args.model, lrs=(args.lr,), epochs=args.epochs,

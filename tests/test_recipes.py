@@ -142,6 +142,32 @@ def test_flip_mirrors_about_half_the_images_and_crop_shifts_each_one():
     assert (crop_padding(32), crop_padding(28)) == (4, 2)
 
 
+
+def test_erase_blacks_out_one_rectangle_in_about_half_the_images():
+    x = torch.rand(400, 2, 28, 28) + 1.0  # no pixel is black (-1) before
+    black = [-1.0, -2.0]
+    out = BatchAugment(["erase"], black=black)(x, torch.Generator().manual_seed(0))
+    assert torch.all(x >= 1.0)  # the input is left as it was
+    erased = 0
+    for img, src in zip(out, x, strict=True):
+        changed = img[0] != src[0]
+        if not changed.any():
+            assert torch.equal(img, src)
+            continue
+        erased += 1
+        rows = changed.any(1).nonzero().flatten()
+        cols = changed.any(0).nonzero().flatten()
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        assert changed[r0:r1, c0:c1].all() and changed.sum() == (r1 - r0) * (c1 - c0)
+        for ch, value in enumerate(black):  # every channel, the same rectangle, black
+            assert torch.all(img[ch][changed] == value)
+            assert torch.equal(img[ch][~changed], src[ch][~changed])
+        area = (r1 - r0) * (c1 - c0) / 28 ** 2
+        assert 0.01 < area < 0.4  # 2-33 % of the image, up to rounding to whole pixels
+    assert 160 < erased < 240
+    again = BatchAugment(["erase"], black=black)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
 def test_augmentation_runs_on_training_batches_only(tiny_data):
     seen = []
 

@@ -134,7 +134,7 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up epochs")
     g.add_argument("--label-smoothing", type=float, default=0.0, help="of the training loss")
     g.add_argument("--clip-grad-norm", type=float, default=None, help="max gradient norm")
-    g.add_argument("--augment", default=None, help="comma-separated: flip, crop")
+    g.add_argument("--augment", default=None, help="comma-separated: flip, crop, erase")
     g.add_argument("--val-split", type=_fraction_or_count, default=None,
                    help="hold out this fraction (0.1) or count (5000) of the training set")
     g.add_argument("--precision", default="fp32", help="fp32 or bf16 (default: fp32)")

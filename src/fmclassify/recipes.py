@@ -66,7 +66,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 #: accepted too.
 SCHEDULES = ("step", "cosine", "one-cycle")
 #: Named batch augmentations; callables ``(B, C, H, W) -> (B, C, H, W)`` are accepted too.
-AUGMENTATIONS = ("flip", "crop")
+AUGMENTATIONS = ("flip", "crop", "erase")
 #: Numeric precisions of the forward pass.
 PRECISIONS = ("fp32", "bf16")
 
@@ -319,8 +319,11 @@ class BatchAugment:
 
     Parameters
     ----------
-    augment : sequence of {"flip", "crop"} or callables
-        In order.
+    augment : sequence of {"flip", "crop", "erase"} or callables
+        In order: ``"flip"`` mirrors half of the images left to right, ``"crop"`` pads by
+        :func:`crop_padding` with black and crops back at a random offset, ``"erase"`` fills
+        one random rectangle of half of the images with black (random erasing, Zhong et al.
+        2017: 2-33 % of the image, aspect ratio 0.3-3.3), each image drawn on its own.
     black : sequence of float
         Per channel, the value a black pixel has after the data set's normalisation (the
         crop's padding).
@@ -345,6 +348,8 @@ class BatchAugment:
                 x = _flip(x, generator)
             elif item == "crop":
                 x = _crop(x, generator, self.black)
+            elif item == "erase":
+                x = _erase(x, generator, self.black)
             else:
                 x = item(x)  # type: ignore[operator]
         return x
@@ -380,6 +385,28 @@ def _crop(x: torch.Tensor, gen: torch.Generator, black: Sequence[float]) -> torc
     index = torch.arange(b, device=x.device).view(b, 1, 1, 1)
     chan = torch.arange(c, device=x.device).view(1, c, 1, 1)
     return padded[index, chan, rows, cols]  # (B, C, H, W), one offset per image
+
+
+def _erase(x: torch.Tensor, gen: torch.Generator, black: Sequence[float], *, p: float = 0.5,
+           scale: tuple[float, float] = (0.02, 0.33),
+           ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    b, c, h, w = x.shape
+    u = torch.rand(5, b, generator=gen, dtype=torch.float64)  # drawn on the CPU
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * u[0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1])
+    eh = torch.sqrt(area * aspect).round().clamp(1, h)
+    ew = torch.sqrt(area / aspect).round().clamp(1, w)
+    top = torch.floor(u[2] * (h - eh + 1))
+    left = torch.floor(u[3] * (w - ew + 1))
+    on = (u[4] < p).view(b, 1, 1)
+    rows = torch.arange(h, dtype=torch.float64).view(1, h)
+    cols = torch.arange(w, dtype=torch.float64).view(1, w)
+    in_rows = (rows >= top.view(b, 1)) & (rows < (top + eh).view(b, 1))
+    in_cols = (cols >= left.view(b, 1)) & (cols < (left + ew).view(b, 1))
+    mask = (on & in_rows.view(b, h, 1) & in_cols.view(b, 1, w)).view(b, 1, h, w)
+    fill = torch.as_tensor(black, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+    return torch.where(mask.to(x.device, non_blocking=True), fill, x)
 
 
 def black_value(dataset: ImageDataset) -> list[float]:

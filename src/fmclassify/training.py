@@ -124,8 +124,9 @@ class Trainer:
         Of the training loss; test and validation losses stay plain cross-entropy.
     clip_grad_norm : float, optional
         Max global L2 norm of the gradients.
-    augment : sequence of {"flip", "crop"} or callables, optional
-        Batch augmentations on the training device, drawn from the seeded generator.
+    augment : sequence of {"flip", "crop", "erase"} or callables, optional
+        Batch augmentations on the training device, drawn from the seeded generator
+        (:class:`~fmclassify.recipes.BatchAugment`).
     val_split : float or int, optional
         Hold out a stratified fraction or count of ``train`` for validation. Each record then
         has ``val_loss`` and ``val_accuracy``, which convergence and best-epoch logic watch;
