@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fmclassify.history import UNSTABLE_DROP
+from fmclassify.history import UNSTABLE_DROP, UNSTABLE_LOSS_MARGIN
 
 if TYPE_CHECKING:
     from fmclassify.experiments import ExperimentResult
@@ -27,11 +27,6 @@ __all__ = [
     "why_no_number",
 ]
 
-# The loss margin of the instability rule: history.py applies it as the literal 1.05 (5 %
-# over the loss of guessing); it should export it beside UNSTABLE_DROP, and this import it.
-_LOSS_MARGIN = 0.05
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -45,8 +40,8 @@ def _thrashes(row: Mapping[str, Any]) -> bool:
 def instability_rule() -> str:
     """The rule :attr:`fmclassify.History.unstable` applies, in one sentence."""
     return (f"a run that did not diverge is flagged unstable when an epoch's training loss "
-            f"is more than {100 * _LOSS_MARGIN:.0f}% above both the untrained network's and "
-            f"that of guessing, ln(classes), or its test accuracy fell by more than "
+            f"is more than {100 * UNSTABLE_LOSS_MARGIN:.0f}% above both the untrained "
+            f"network's and that of guessing, ln(classes), or its test accuracy fell by more than "
             f"{100 * UNSTABLE_DROP:.0f} points between two epochs")
 
 

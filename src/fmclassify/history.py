@@ -27,9 +27,10 @@ A run that does not diverge can still thrash: its loss bounces around the loss o
 its accuracy jumps between epochs, or the network dies and stays at chance.
 :attr:`History.unstable` flags a trained run when either
 
-* the mean training loss of some epoch exceeds, by more than 5 %, the larger of
-  ``ln(num_classes)`` (the loss of guessing uniformly, 2.30 for ten classes) and the untrained
-  network's test loss (epoch 0): the steps made the network clearly worse than no training, or
+* the mean training loss of some epoch exceeds, by more than :data:`UNSTABLE_LOSS_MARGIN`
+  (0.05, 5 %), the larger of ``ln(num_classes)`` (the loss of guessing uniformly, 2.30 for ten
+  classes) and the untrained network's test loss (epoch 0): the steps made the network
+  clearly worse than no training, or
 * its test accuracy fell by more than :data:`UNSTABLE_DROP` (0.10, ten percentage points)
   from one epoch to the next at least once.
 
@@ -52,16 +53,20 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from fmclassify._display import elide, fixed, html_table, percent, text_table
 from fmclassify._io import atomic_write_bytes, dumps_json
+from fmclassify._tables import Table, elide, fixed, percent, to_html, to_text
 
-__all__ = ["UNSTABLE_DROP", "EpochRecord", "History", "Status", "atomic_write_bytes"]
+__all__ = ["UNSTABLE_DROP", "UNSTABLE_LOSS_MARGIN", "EpochRecord", "History", "Status",
+           "atomic_write_bytes"]
 
 Status = Literal["running", "completed", "converged", "stopped", "diverged", "interrupted",
                  "failed"]
 
 #: Largest epoch-to-epoch fall in test accuracy (a fraction) that a stable run shows.
 UNSTABLE_DROP = 0.10
+#: How far (a fraction) an epoch's training loss may exceed the larger of ln(classes) and the
+#: untrained network's test loss before the run counts as unstable.
+UNSTABLE_LOSS_MARGIN = 0.05
 
 _STATUSES = ("running", "completed", "converged", "stopped", "diverged", "interrupted",
              "failed")
@@ -221,7 +226,7 @@ class History:
         if self.records[0].epoch == 0 and math.isfinite(self.records[0].test_loss):
             start = max(start, self.records[0].test_loss)
         losses = [x for x in self.column("train_loss") if x is not None]
-        if any(loss > 1.05 * start for loss in losses):
+        if any(loss > (1 + UNSTABLE_LOSS_MARGIN) * start for loss in losses):
             return True
         accs = self.column("test_accuracy")
         return any(prev - cur > UNSTABLE_DROP for prev, cur in itertools.pairwise(accs))
@@ -304,8 +309,8 @@ class History:
 
     def __str__(self) -> str:
         header, rows = self._table()
-        return text_table(header, rows, right=range(len(header)), title=self._title(),
-                          notes=self._notes())
+        return to_text(Table(header, rows, right=range(len(header)), title=self._title(),
+                             notes=self._notes()))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """How IPython prints a History as text: the table of :meth:`__str__`."""
@@ -314,8 +319,8 @@ class History:
     def _repr_html_(self) -> str:
         """How a notebook shows a History: the table of epochs, the status and the settings."""
         header, rows = self._table()
-        return html_table(header, rows, right=range(len(header)), title=self._title(),
-                          notes=self._notes())
+        return to_html(Table(header, rows, right=range(len(header)), title=self._title(),
+                             notes=self._notes()))
 
     def _title(self) -> str:
         run = ", ".join(f"{k}={self.metadata[k]}" for k in ("model", "lr") if k in self.metadata)
@@ -328,8 +333,8 @@ class History:
             notes.append(f"{len(self.records) - 2 * _TABLE_EDGE} epochs not shown; "
                          "history.to_dataframe() holds them all")
         if self.trained:
-            notes.append(f"final test accuracy {percent(self.final_accuracy)}%, "
-                         f"best {percent(self.best_accuracy)}%")
+            notes.append(f"final test accuracy {percent(self.final_accuracy, digits=2)}, "
+                         f"best {percent(self.best_accuracy, digits=2)}")
         shown = [k for k in _SUMMARY_KEYS if self.metadata.get(k) is not None]
         if shown:
             more = len(self.metadata) - len(shown)
@@ -413,9 +418,9 @@ _TABLE_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("epoch", "epoch", str),
     ("train_loss", "train loss", fixed(4)),
     ("test_loss", "test loss", fixed(4)),
-    ("test_accuracy", "test acc (%)", percent),
+    ("test_accuracy", "test acc (%)", fixed(2, scale=100)),
     ("val_loss", "val loss", fixed(4)),
-    ("val_accuracy", "val acc (%)", percent),
+    ("val_accuracy", "val acc (%)", fixed(2, scale=100)),
     ("lr", "lr", lambda v: "-" if v is None else f"{v:.4g}"),
     ("seconds", "seconds", fixed(1)),
 ]
