@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from tqdm.std import tqdm
 
-from fmclassify._display import in_notebook
+from fmclassify._notebook import in_notebook
 
 __all__ = ["progress_bar"]
 

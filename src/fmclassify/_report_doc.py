@@ -1,6 +1,6 @@
 """The report as a list of blocks, rendered to Markdown and to one self-contained HTML file.
 
-Private to the assignment report. Tables go through :mod:`fmclassify._tables`, the renderer
+Private to the assignment report. Tables go through :mod:`fmclassify._tables`, the one renderer
 every experiment table uses. Figures are written once as PNG files under ``figures/``:
 ``report.md`` links them, ``report.html`` embeds the same bytes as ``data:`` URIs, so the HTML
 file needs nothing beside it (no stylesheet, script or image is fetched from anywhere).
@@ -22,14 +22,16 @@ from fmclassify._tables import Table, to_html, to_markdown
 
 __all__ = ["Document", "Picture", "slug"]
 
+# Table cells carry their alignment inline (see _tables.to_html); the selectors on it keep
+# numbers on one line and give the last text column room.
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:84em;margin:1.5em auto;padding:0 1.5em;
 line-height:1.45;color:#222}
 h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 div.table{overflow-x:auto}table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
 td,th{border:1px solid #bbb;padding:.2em .45em;vertical-align:top}
-td.txt:last-child{min-width:12em}th{max-width:10em}
-th{background:#eef1f5}td.num{text-align:right;white-space:nowrap}th.num{text-align:right}td.txt,th.txt{text-align:left}
+td[style$=left]:last-child{min-width:12em}th{max-width:10em}
+th{background:#eef1f5}td[style$=right]{white-space:nowrap}
 p.note{font-size:.9em;color:#444;margin:.2em 0}
 .grid{display:grid;gap:.8em;margin:.8em 0}
 .grid figure{margin:0;border:1px solid #ddd;padding:.3em;background:#fafafa}
@@ -147,7 +149,7 @@ class Document:
             elif kind == "ul":
                 parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in value) + "</ul>")
             elif kind == "table":
-                parts.append(to_html(value))
+                parts.append(f"<div class='table'>{to_html(value)}</div>")  # scrolls if wide
             elif kind == "pre":
                 parts.append(f"<pre>{e(value)}</pre>")
             elif kind == "toc":

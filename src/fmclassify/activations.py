@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from fmclassify._render import Table, html_table, text_table
+from fmclassify._tables import Table, to_html, to_text
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
 
@@ -323,18 +323,19 @@ class ActivationStats(CallbackBase):
         return Table(
             title="Activations (the last recorded epoch of each layer)",
             header=["Layer", "Epoch", "Units", "Dead", "Dead %", "Mean", "Std"],
-            cells=cells,
+            rows=cells,
             right=frozenset(range(1, 7)),
             empty="(nothing recorded yet)",
+            framed=True,
         )
 
     def __str__(self) -> str:
         """The last recorded epoch of each layer as an aligned text table."""
-        return text_table(self._table())
+        return to_text(self._table())
 
     def _repr_html_(self) -> str:
         """The same table as HTML (how a notebook shows the callback)."""
-        return html_table(self._table())
+        return to_html(self._table())
 
 
 def _json_ready(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ count the images of one class):
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmclassify._checks import check_choice, check_device, check_int
+from fmclassify._tables import Table, percent, to_html, to_text
 from fmclassify.data import ImageDataset
 from fmclassify.exceptions import ConfigError, DataError
 
@@ -259,16 +259,18 @@ class Interpretation:
                   for index, loss, true, pred in rows]
         return plotting.plot_top_losses(images, titles, title="true / predicted, loss")
 
+    def _table(self) -> Table:
+        """Per-class metrics, the most confused pairs under them: one table for every form."""
+        rows = [[r["class"], percent(r["recall"]), percent(r["precision"]), f"{r['f1']:.3f}",
+                 f"{r['support']:,}"] for r in self.per_class()]
+        pairs = "; ".join(f"{t} -> {p}: {n:,}" for t, p, n in self.most_confused(5))
+        return Table(["class", "recall", "precision", "f1", "support"], rows,
+                     right=frozenset({1, 2, 3, 4}),
+                     title=f"{self._heading()}, accuracy {100 * self.accuracy:.1f}%",
+                     notes=(f"most confused (true -> predicted: count): {pairs or 'no mistakes'}",))
+
     def __str__(self) -> str:
-        lines = [f"{self._heading()}, accuracy {100 * self.accuracy:.1f}%", "",
-                 f"{'class':<16}{'recall':>8}{'precision':>11}{'f1':>7}{'support':>9}"]
-        for row in self.per_class():
-            lines.append(f"{row['class'][:15]:<16}{row['recall']:>8.3f}{row['precision']:>11.3f}"
-                         f"{row['f1']:>7.3f}{row['support']:>9,}")
-        pairs = self.most_confused(5)
-        lines += ["", "most confused (true -> predicted: count):"]
-        lines += [f"  {t} -> {p}: {n:,}" for t, p, n in pairs] or ["  (no mistakes)"]
-        return "\n".join(lines)
+        return to_text(self._table())
 
     def __repr__(self) -> str:
         return f"<Interpretation of {len(self):,} images, accuracy {100 * self.accuracy:.1f}%>"
@@ -277,18 +279,7 @@ class Interpretation:
         p.text(repr(self) if cycle else str(self))
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        head = "".join(f"<th>{h}</th>" for h in ("class", "recall", "precision", "f1", "support"))
-        body = "".join(
-            f"<tr><td>{esc(r['class'])}</td><td>{100 * r['recall']:.1f}%</td>"
-            f"<td>{100 * r['precision']:.1f}%</td><td>{r['f1']:.3f}</td>"
-            f"<td>{r['support']:,}</td></tr>" for r in self.per_class())
-        pairs = "".join(f"<li>{esc(t)} &rarr; {esc(p)}: {n:,}</li>"
-                        for t, p, n in self.most_confused(5)) or "<li>(no mistakes)</li>"
-        return (f"<div><p><b>{esc(self._heading())}</b>: accuracy "
-                f"{100 * self.accuracy:.1f}%</p><table><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table><p>most confused (true &rarr; predicted)"
-                f":</p><ul>{pairs}</ul></div>")
+        return to_html(self._table())
 
     def _heading(self) -> str:
         about = " ".join(x for x in (self.dataset.name, self.dataset.split) if x)

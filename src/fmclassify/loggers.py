@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmclassify._checks import check_nonnegative
-from fmclassify._display import in_notebook
 from fmclassify._io import atomic_write_bytes
+from fmclassify._notebook import in_notebook
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
 from fmclassify.history import EpochRecord, History

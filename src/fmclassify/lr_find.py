@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmclassify._checks import check_device, check_int, check_positive
+from fmclassify._tables import Table, to_html, to_text
 from fmclassify.data import ImageDataset, iter_batches
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.recipes import Recipe, make_optimizer
@@ -155,28 +156,24 @@ class LRFinderResult:
         """JSON-ready: every field, plus the chosen ``suggestion``."""
         return {**asdict(self), "suggestion": self.suggestion}
 
-    def __str__(self) -> str:
-        s = self.settings
-        planned = s.get("steps", len(self.lrs))
-        head = (f"learning-rate range test: {len(self.lrs)} of {planned} steps, lr "
-                f"{self.lrs[0]:.3g} .. {self.lrs[-1]:.3g} "
-                f"({_STOPS.get(self.stop_reason, self.stop_reason)})")
-        body = [f"  {name:<11} {lr:.3g}" + ("  <- suggestion" if name == "valley" else "")
+    def _table(self) -> Table:
+        """The suggestions, the default marked: one table for text and for a notebook."""
+        planned = self.settings.get("steps", len(self.lrs))
+        stop = _STOPS.get(self.stop_reason, self.stop_reason)
+        rows = [[name, f"{lr:.3g}", "<- suggestion" if name == "valley" else ""]
                 for name, lr in self.suggestions.items()]
-        return "\n".join([head, "suggested learning rates:", *body])
+        return Table(["suggestion", "learning rate", ""], rows, right=frozenset({1}),
+                     title=(f"Learning-rate range test: {len(self.lrs)} of {planned} steps, "
+                            f"lr {self.lrs[0]:.3g} .. {self.lrs[-1]:.3g} ({stop})"))
+
+    def __str__(self) -> str:
+        return to_text(self._table())
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text("LRFinderResult(...)" if cycle else str(self))
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{name}</td><td>{lr:.3g}</td><td>{'&#10003;' if name == 'valley' else ''}"
-            f"</td></tr>" for name, lr in self.suggestions.items())
-        stop = _STOPS.get(self.stop_reason, self.stop_reason)
-        return (f"<div><p><b>Learning-rate range test</b>: {len(self.lrs)} steps, lr "
-                f"{self.lrs[0]:.3g} .. {self.lrs[-1]:.3g} ({stop})</p><table><thead><tr>"
-                f"<th>suggestion</th><th>learning rate</th><th>default</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table></div>")
+        return to_html(self._table())
 
 
 def _sweep_points(sweep: Any) -> list[tuple[float, float | None]]:

@@ -44,8 +44,8 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from fmclassify._profile import check_input_size, profile_forward
-from fmclassify._render import Table, html_table, markdown_table, text_table
 from fmclassify._rules import Formula, find_parameter_rule, register_parameter_rule, shape_formula
+from fmclassify._tables import Table, to_html, to_markdown, to_text
 from fmclassify.exceptions import ParameterCountError
 
 __all__ = [
@@ -239,13 +239,14 @@ class ParameterReport:
         return Table(
             title=self._title(),
             header=header,
-            cells=[self._cells(row) for row in self.rows],
+            rows=[self._cells(row) for row in self.rows],
             right=frozenset(right),
             code=frozenset({0, 2}),  # Markdown shows the layer name and the formula as code
             totals=self._totals(),
             symbols=self.symbols,
             notes=self.notes,
             empty="(no parameters)",
+            framed=True,  # a sheet of its own: rules, the title as a heading, listed notes
         )
 
     def _cells(self, row: ParameterRow) -> list[str]:
@@ -276,7 +277,7 @@ class ParameterReport:
         return totals
 
     def __str__(self) -> str:
-        return text_table(self._table())
+        return to_text(self._table()) + "\n"  # as it always has (and the golden files)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """IPython's plain-text display: the text of ``str(report)``, less its final newline."""
@@ -284,11 +285,11 @@ class ParameterReport:
 
     def to_markdown(self) -> str:
         """Return the table as GitHub-flavoured Markdown, with totals, symbols and notes."""
-        return markdown_table(self._table())
+        return to_markdown(self._table()) + "\n"  # as it always has
 
     def _repr_html_(self) -> str:
         """The table as HTML, formula column included (how a notebook shows the report)."""
-        return html_table(self._table())
+        return to_html(self._table())
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready plain data.
