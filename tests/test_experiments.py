@@ -240,3 +240,26 @@ def test_gradient_study_traces_through_autograd(data):
     for run in res.runs:
         assert run.history.metadata["step"].startswith("fused (autograd in epochs where")
         assert len(run.gradients["values"]) == 3
+
+
+def test_planned_runs_are_the_runs_the_call_trains_and_train_nothing(data, tmp_path):
+    from functools import partial
+
+    from fmclassify.experiments import planned_runs
+
+    sweep = partial(fmc.lr_sweep, "base", (0.5, 0.05), 2, seeds=(0, 1), data=data,
+                    store=tmp_path, workers=1)
+    specs = planned_runs(sweep)
+    assert [(s.lr, s.seed) for s in specs] == [(0.5, 0), (0.5, 1), (0.05, 0), (0.05, 1)]
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+    fmc.run_many(specs, data, store=RunStore(tmp_path), workers=1)
+    trained = []
+    result = fmc.lr_sweep("base", (0.5, 0.05), 2, seeds=(0, 1), data=data, store=tmp_path,
+                          workers=1, on_run=lambda r: trained.append(r.spec.key))
+    assert trained == [s.key for s in specs]  # every one read back from the store
+    assert [r.spec for r in result.runs] == specs
+    with pytest.raises(ConfigError, match="unknown option 'lrr'"):
+        planned_runs(partial(fmc.lr_sweep, lrr=0.1, data=data))  # checked as the call checks
+    with pytest.raises(ConfigError, match=r"trained no run: give a call of an "
+                                          r"fmclassify\.experiments function"):
+        planned_runs(lambda: None)

@@ -8,7 +8,12 @@ page and the report trained on the same budget show the same runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fmclassify.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from fmclassify.data import ImageDataset
 
 __all__ = ["BUDGETS", "RECIPE", "RECIPE_LR", "Budget"]
 
@@ -54,6 +59,30 @@ class Budget:
     patience: int = 3
     window: int = 3
     recipe_epochs: int = 15
+
+    @staticmethod
+    def named(name: str) -> Budget:
+        """The budget of :data:`BUDGETS` called ``name``.
+
+        Raises
+        ------
+        ConfigError
+            For a name that is not a key of :data:`BUDGETS`.
+
+        Examples
+        --------
+        >>> Budget.named("quick").train_size
+        10000
+        """
+        if name not in BUDGETS:
+            raise ConfigError(f"unknown budget {name!r}; choose {' or '.join(BUDGETS)}")
+        return BUDGETS[name]
+
+    def select(self, train: ImageDataset) -> ImageDataset:
+        """The training images this budget uses: the first ``train_size`` of ``train``."""
+        if self.train_size is not None and self.train_size < len(train):
+            return train.subset(self.train_size)
+        return train
 
     def detector_config(self) -> dict[str, Any]:
         """Keyword arguments of Q1.2's :class:`~fmclassify.ConvergenceDetector`."""

@@ -21,6 +21,7 @@ run trained alone under ``torch.set_num_threads(1)``.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import statistics
@@ -55,6 +56,7 @@ __all__ = [
     "convergence_study",
     "gradient_study",
     "lr_sweep",
+    "planned_runs",
 ]
 
 #: The figures :meth:`ExperimentResult.plot` draws, by kind.
@@ -354,8 +356,68 @@ def _execute(kind: str, group_by: str, specs: list[RunSpec], data: Data | DataRe
         store = RunStore(store)
     ident = data_id(*tensors)
     specs = [replace(s, data=ident) for s in specs]
+    if _PLANNING.get():
+        raise _Planned(specs)
     return ExperimentResult(kind, runs=run_many(specs, data, store=store, **how),
                             group_by=group_by)
+
+
+_PLANNING = contextvars.ContextVar("fmclassify_planning", default=False)
+
+
+class _Planned(Exception):
+    """Carries an experiment's specs out of :func:`planned_runs`' call."""
+
+    def __init__(self, specs: list[RunSpec]) -> None:
+        super().__init__()
+        self.specs = specs
+
+
+def planned_runs(experiment: Callable[[], object]) -> list[RunSpec]:
+    """The runs ``experiment()`` would train, in its order, without training any.
+
+    Parameters
+    ----------
+    experiment : callable
+        A call of one of this module's functions with its arguments bound, e.g.
+        ``functools.partial(lr_sweep, "base", (0.1, 0.01), 10, data=data)``. Its arguments are
+        checked and its data loaded as the call itself would.
+
+    Returns
+    -------
+    list of RunSpec
+        Each with the data's fingerprint, as the call gives them to
+        :func:`~fmclassify.runs.run_many`.
+
+    Raises
+    ------
+    ConfigError
+        ``experiment`` returned without asking for any run (it is not such a call).
+
+    Notes
+    -----
+    Several experiments' runs planned this way and handed to one
+    :func:`~fmclassify.runs.run_many` with a store train in one pool, the longest first,
+    with no core idle between one experiment and the next; each call made afterwards reads
+    its runs from the store. :func:`fmclassify.report.run_assignment` works so.
+
+    Examples
+    --------
+    >>> import functools
+    >>> data = load_dataset("fashion-mnist")                                 # doctest: +SKIP
+    >>> sweep = functools.partial(lr_sweep, lrs=(0.1, 0.01), data=data)    # doctest: +SKIP
+    >>> [s.lr for s in planned_runs(sweep)]                                  # doctest: +SKIP
+    [0.1, 0.01]
+    """
+    token = _PLANNING.set(True)
+    try:
+        experiment()
+    except _Planned as planned:
+        return planned.specs
+    finally:
+        _PLANNING.reset(token)
+    raise ConfigError(f"{experiment!r} trained no run: give a call of an fmclassify.experiments "
+                      "function, e.g. functools.partial(lr_sweep, 'base', (0.1,), 10)")
 
 
 def lr_sweep(

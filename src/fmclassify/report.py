@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,10 +47,11 @@ from fmclassify.experiments import (
     convergence_study,
     gradient_study,
     lr_sweep,
+    planned_runs,
 )
 from fmclassify.gradients import GradientTracer
 from fmclassify.interpret import interpret
-from fmclassify.parameters import ParameterReport, count_parameters
+from fmclassify.parameters import count_parameters
 from fmclassify.registry import build_model, get_model_spec
 from fmclassify.runs import RunResult, RunSpec, RunStore, run_many, trainer_for
 
@@ -155,8 +157,7 @@ def run_assignment(
     plan = check_assignment(budget, seeds, models, lrs)
     out_dir = _claim_output_folder(Path(out))
     train, test = data if data is not None else load_dataset(dataset)
-    if plan.train_size is not None and plan.train_size < len(train):
-        train = train.subset(plan.train_size)
+    train = plan.select(train)
     how: dict[str, Any] = {"data": (train, test), "progress": progress, "device": device,
                            "on_run": on_run, "seeds": tuple(range(seeds)),
                            "executor": executor, "workers": workers}
@@ -164,7 +165,12 @@ def run_assignment(
     params = {m: count_parameters(build_model(m, num_classes=train.num_classes,
                                               in_channels=shape[1], image_size=shape[2]),
                                   input_size=shape) for m in models}
-    results, best = _measure(plan, list(models), list(lrs), out_dir / "runs", params, how)
+    recipe = params.get(RECIPE_MODEL) or count_parameters(
+        build_model(RECIPE_MODEL, num_classes=train.num_classes, in_channels=shape[1],
+                    image_size=shape[2]), input_size=shape)
+    per_image = {m: float(p.total_mult_adds or p.trainable)
+                 for m, p in {**params, RECIPE_MODEL: recipe}.items()}
+    results, best = _measure(plan, list(models), list(lrs), out_dir / "runs", per_image, how)
     measured = Measured(budget=plan, seeds=seeds, train=train, test=test, results=results,
                         params=params, best=best)
     markdown, page = write_report(out_dir, measured)
@@ -182,65 +188,80 @@ def run_assignment(
 
 
 def _measure(plan: Budget, models: list[str], lrs: list[float], runs_dir: Path,
-             params: dict[str, ParameterReport], how: dict[str, Any],
+             per_image: dict[str, float], how: dict[str, Any],
              ) -> tuple[dict[str, ExperimentResult], BestModel | None]:
-    """Train every question's runs, one call per question, each call's runs all at once."""
-    store, keep = RunStore(runs_dir), _FinalCheckpointStore(runs_dir)
-    base = models[0]
-    detector = ConvergenceDetector(**plan.detector_config())
-    results = {
-        # Q1.1 keeps its checkpoints too: Q1.4's runs of the first model at lr 0.1 are its own
-        "q1_1": lr_sweep(base, lrs, plan.epochs, store=keep, **how),
-        "q1_2": convergence_study(base, lrs, plan.max_epochs, detector, store=store, **how),
-        "q1_4": _costliest_first(models, params, lambda ms: compare_models(
-            ms, 0.1, plan.epochs, store=keep, **how)),
-        "q1_7": gradient_study(base, lrs, plan.gradient_steps, "mean", store=store, **how),
-        "q1_7_abs": gradient_study(base, lrs, plan.gradient_steps, "mean_abs", store=store,
-                                   **how),
-    }
-    results["q1_7_flow"] = _flow(results["q1_7"], store, how)
-    recipe_how = {**how, "seeds": how["seeds"][:RECIPE_SEEDS]}
-    results["recipe"] = compare_models((RECIPE_MODEL,), RECIPE_LR, plan.recipe_epochs,
-                                       store=store, **recipe_how, **RECIPE)
-    best = _best_model(results["q1_4"], keep, how)
-    kept = best.run.spec.key if best is not None else None
-    for run in [*results["q1_1"].runs, *results["q1_4"].runs]:
-        if run.spec.key != kept:  # only the interpreted run's weights are worth their megabytes
-            keep.final_path(run.spec).unlink(missing_ok=True)
+    """Train every question's runs in one pool, the longest first, then table each question.
+
+    The runs of all questions go out together (:func:`~fmclassify.experiments.planned_runs`),
+    so no core waits at the end of one question for another core's last long run; each
+    question's call then reads its runs from the store. A run two questions share (Q1.1's
+    first model at lr 0.1 is Q1.4's) trains once.
+    """
+    store = _FinalCheckpointStore(runs_dir)
+    first = how["seeds"][0]
+
+    def questions(how: dict[str, Any]) -> dict[str, Callable[[], ExperimentResult]]:
+        base, on = models[0], {**how, "store": store}
+        detector = ConvergenceDetector(**plan.detector_config())
+        recipe = {**on, "seeds": how["seeds"][:RECIPE_SEEDS], **RECIPE}
+        return {
+            "q1_1": partial(lr_sweep, base, lrs, plan.epochs, **on),
+            "q1_2": partial(convergence_study, base, lrs, plan.max_epochs, detector, **on),
+            "q1_4": partial(compare_models, models, 0.1, plan.epochs, **on),
+            "q1_7": partial(gradient_study, base, lrs, plan.gradient_steps, "mean", **on),
+            "q1_7_abs": partial(gradient_study, base, lrs, plan.gradient_steps, "mean_abs",
+                                **on),
+            "recipe": partial(compare_models, (RECIPE_MODEL,), RECIPE_LR, plan.recipe_epochs,
+                              **recipe),
+        }
+
+    planned = [s for call in questions(how).values() for s in planned_runs(call)]
+    flow = _flow_specs(planned, first)
+    unique = list({s.key: s for s in [*planned, *flow]}.values())
+    run_many(_longest_first(unique, per_image), how["data"], store=store,
+             executor=how["executor"], workers=how["workers"], progress=how["progress"],
+             device=how["device"], on_run=how["on_run"])
+    quiet = {**how, "on_run": None}  # every run is in the store now: nothing trains below
+    results = {name: call() for name, call in questions(quiet).items()}
+    results["q1_7_flow"] = ExperimentResult(
+        "gradient_study", group_by="lr",
+        runs=run_many(flow, how["data"], store=store, executor=how["executor"],
+                      workers=how["workers"], device=how["device"]))
+    best = _best_model(results["q1_4"], store, how)
+    kept = store.final_path(best.run.spec).name if best is not None else None
+    for path in runs_dir.glob("*.final.pt"):  # only the interpreted run's weights are worth
+        if path.name != kept:                 # their megabytes
+            path.unlink()
     return results, best
 
 
-def _costliest_first(models: list[str], params: dict[str, ParameterReport],
-                     compare: Callable[[list[str]], ExperimentResult]) -> ExperimentResult:
-    """Q1.4, the runs of the model of most multiply-adds sent out first, tabled as asked.
+def _longest_first(specs: list[RunSpec], per_image: dict[str, float]) -> list[RunSpec]:
+    """The runs in the order they go out: the most multiply-adds first.
 
-    Sending the longest runs first keeps every core busy to the end: no core waits alone for
-    one long run that started last.
+    A run's cost is its epochs (a convergence run's budget, ``max_epochs``) times its
+    model's multiply-adds per image; among convergence runs, the smallest learning rate
+    first (it converges last). Sending the longest runs first keeps every core busy to the
+    end: no core waits alone for one long run that started last.
     """
-    cost = {m: params[m].total_mult_adds or params[m].trainable for m in models}
-    result = compare(sorted(models, key=lambda m: -cost[m]))
-    order = {m: i for i, m in enumerate(models)}
-    runs = sorted(result.runs, key=lambda r: (order[r.spec.model], r.spec.seed))
-    return ExperimentResult(result.kind, runs=runs, group_by=result.group_by,
-                            notes=result.notes)
+    def cost(spec: RunSpec) -> tuple[float, float]:
+        return (spec.epochs * per_image[spec.model],
+                -spec.lr if spec.detector is not None else 0.0)
+    return sorted(specs, key=cost, reverse=True)
 
 
-def _flow(signed: ExperimentResult, store: RunStore, how: dict[str, Any]) -> ExperimentResult:
+def _flow_specs(specs: list[RunSpec], first: int) -> list[RunSpec]:
     """The first seed's Q1.7 runs again with a per-layer tracer (issue 13's gradient flow).
 
     Each spec is the gradient study's own, with ``per_layer=True`` added to its tracer: the
     same training, the same whole-model mean (gradients.py computes it the same way).
     """
-    first = how["seeds"][0]
-    specs = []
-    for run in signed.runs:
-        if run.spec.seed == first and run.spec.tracer is not None:
-            config = GradientTracer(**{**dict(run.spec.tracer), "per_layer": True}).config()
-            specs.append(replace(run.spec, tracer=tuple(sorted(config.items()))))
-    runs = run_many(specs, how["data"], store=store, executor=how["executor"],
-                    workers=how["workers"], progress=how["progress"], device=how["device"],
-                    on_run=how["on_run"])
-    return ExperimentResult("gradient_study", runs=runs, group_by="lr")
+    flows = []
+    for spec in specs:
+        if spec.seed == first and spec.tracer is not None and dict(spec.tracer).get(
+                "statistic") == "mean":
+            config = GradientTracer(**{**dict(spec.tracer), "per_layer": True}).config()
+            flows.append(replace(spec, tracer=tuple(sorted(config.items()))))
+    return flows
 
 
 class _FinalCheckpointStore(RunStore):
@@ -307,8 +328,14 @@ def _claim_output_folder(out: Path) -> Path:
 
 
 def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float]) -> int:
-    """How many runs :func:`run_assignment` trains (for an overall progress bar)."""
-    per_seed = 4 * len(lrs) + len(models)  # Q1.1, Q1.2, Q1.7 twice (mean, |mean|); Q1.4
+    """How many runs :func:`run_assignment` trains (for an overall progress bar).
+
+    Q1.1, Q1.2 and Q1.7 twice (mean, |mean|) per learning rate, Q1.4 per model (its first
+    model at lr 0.1 is Q1.1's run when 0.1 is among ``lrs``), per seed; then the per-layer
+    flow of the first seed and the recipe's runs.
+    """
+    shared = 1 if any(lr == 0.1 for lr in lrs) else 0
+    per_seed = 4 * len(lrs) + len(models) - shared
     return seeds * per_seed + len(lrs) + min(seeds, RECIPE_SEEDS)  # per-layer flow; recipe
 
 
@@ -322,9 +349,7 @@ def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
         For an unknown budget or model, seeds < 1, or empty or non-positive lrs.
     """
     if isinstance(budget, str):
-        if budget not in BUDGETS:
-            raise ConfigError(f"unknown budget {budget!r}; choose {' or '.join(BUDGETS)}")
-        budget = BUDGETS[budget]
+        budget = Budget.named(budget)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     if not models:

@@ -1,0 +1,94 @@
+"""The assignment report of this tree against another tree's (e.g. main before a change).
+
+Each report runs as its own ``fmclassify assignment`` process with a fresh output folder, the
+trees one after the other (``--order`` picks which first), on the real Fashion-MNIST. Prints
+each report's wall time, the ratio, and every number the two reports' tables share
+(``results.json``), side by side, so that a number that moved is seen::
+
+    python report_speed.py --other /tmp/main-before --budget full
+    python report_speed.py --other /tmp/main-before --budget before-quick
+
+``--budget full`` is the course's protocol (``--full``) with one seed in both trees (the other
+tree's default); this tree adds its per-layer flow and recipe sections, which the other may
+not have. ``before-quick`` trains this tree on the quick budget main had before the report
+issue (20,000 images, 3 epochs, convergence within 15 epochs at 0.1 points, raw accuracy, 3
+epochs of patience) against the other tree's ``--quick``, so the same runs are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import machine
+
+HERE = Path(__file__).resolve().parent.parent
+
+BEFORE_QUICK = ("Budget('before-quick', train_size=20_000, epochs=3, max_epochs=15, "
+                "threshold=0.001, patience=3, window=1, recipe_epochs=3)")
+
+
+def command(tree: Path, budget: str, out: Path, this: bool) -> list[str]:
+    """The Python command that writes one report of ``tree`` into ``out``."""
+    path = f"import sys; sys.path.insert(0, {str(tree / 'src')!r}); "
+    if this and budget == "before-quick":
+        body = ("from fmclassify.report import Budget, run_assignment; "
+                f"run_assignment({str(out)!r}, budget={BEFORE_QUICK}, seeds=1, progress=False)")
+    else:
+        flag = "--full" if budget == "full" else "--quick"
+        body = ("from fmclassify.cli import main; "
+                f"main(['assignment', {flag!r}, '--seeds', '1', '--out', {str(out)!r}, "
+                "'--no-progress'])")
+    return [sys.executable, "-c", path + body]
+
+
+def numbers(out: Path) -> dict[tuple[str, str, str], float]:
+    """Every finite number of the report's tables, keyed by (table, row, column)."""
+    tables = json.loads((out / "results.json").read_text())["tables"]
+    found = {}
+    for name, rows in tables.items():
+        for row in rows:
+            label = str(row.get("lr", row.get("model")))
+            for column, value in row.items():
+                if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                        and math.isfinite(value) and "seconds" not in column):
+                    found[(name, label, column)] = float(value)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--other", type=Path, required=True, help="the tree to compare with")
+    parser.add_argument("--budget", choices=("full", "before-quick"), default="full")
+    parser.add_argument("--order", choices=("other-first", "this-first"), default="other-first")
+    args = parser.parse_args()
+    print(machine())
+    trees = {"other": args.other.resolve(), "this": HERE}
+    order = ("other", "this") if args.order == "other-first" else ("this", "other")
+    seconds, outs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in order:
+            outs[name] = Path(tmp, name)
+            started = time.perf_counter()
+            subprocess.run(command(trees[name], args.budget, outs[name], name == "this"),
+                           check=True, stdout=subprocess.DEVNULL)
+            seconds[name] = time.perf_counter() - started
+            print(f"{name} ({trees[name]}): {seconds[name]:.0f} s", flush=True)
+        ours, theirs = numbers(outs["this"]), numbers(outs["other"])
+    print("\n| table | row | column | other | this |\n|---|---|---|---|---|")
+    for key in sorted(set(ours) & set(theirs)):
+        a, b = theirs[key], ours[key]
+        mark = "" if a == b else " (moved)"
+        print(f"| {' | '.join(key)} | {a:.6g} | {b:.6g}{mark} |")
+    print(f"\nreport, budget {args.budget}: other {seconds['other']:.0f} s, this "
+          f"{seconds['this']:.0f} s: this is {seconds['other'] / seconds['this']:.2f}x as fast")
+
+
+if __name__ == "__main__":
+    main()
