@@ -34,22 +34,20 @@ from pathlib import Path
 
 import fmclassify as fmc
 from fmclassify.plotting import plot_comparison
+from fmclassify.report import Budget
 
-BUDGET = os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick")
-if BUDGET not in ("quick", "full"):
-    raise ValueError(f"FMCLASSIFY_DOCS_BUDGET must be 'quick' or 'full', got {BUDGET!r}")
-QUICK = BUDGET == "quick"
+# The report's budgets (fmclassify.report.BUDGETS): a page and the report share each number.
+BUDGET = Budget.named(os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick"))
 # The docs build names a folder of its own; run by hand, the runs go to the temp folder.
 RUNS = os.environ.get("FMCLASSIFY_GALLERY_RUNS") or Path(tempfile.gettempdir(), "fmclassify")
-STORE = Path(RUNS, BUDGET)
+STORE = Path(RUNS, BUDGET.name)
 
 train, test = fmc.load_dataset("fashion-mnist")
-if QUICK:
-    train, test = train.subset(6_000), test.subset(2_000)
-EPOCHS = 3 if QUICK else 10
+train = BUDGET.select(train)  # the first images of the training set; the whole test set
+EPOCHS = BUDGET.epochs
 MODELS = ("base", "deeper", "wider")
 
-print(f"budget {BUDGET!r}: {len(train):,} training and {len(test):,} test images, "
+print(f"budget {BUDGET.name!r}: {len(train):,} training and {len(test):,} test images, "
       f"{EPOCHS} epochs per run, lr 0.1, batch 64, plain SGD, seed 0")
 for spec in fmc.list_models():
     if spec.name in MODELS:

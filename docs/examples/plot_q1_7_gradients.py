@@ -40,9 +40,8 @@ run's gradient is taken at the weights its own steps led to.
 # %%
 # The budget and the data
 # -----------------------
-# The quick budget trains on the first 6,400 training images, exactly 100 batches of 64: one
-# epoch is the 100 traced steps. The full budget uses all images (the first 100 of 938 steps are
-# traced).
+# The report's budgets: the quick one trains on the first 10,000 training images (the first 100
+# of 157 steps are traced), the full one on all of them (the first 100 of 938 steps).
 
 import itertools
 import os
@@ -53,21 +52,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import fmclassify as fmc
+from fmclassify.report import Budget
 
-BUDGET = os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick")
-if BUDGET not in ("quick", "full"):
-    raise ValueError(f"FMCLASSIFY_DOCS_BUDGET must be 'quick' or 'full', got {BUDGET!r}")
-QUICK = BUDGET == "quick"
+# The report's budgets (fmclassify.report.BUDGETS): a page and the report share each number.
+BUDGET = Budget.named(os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick"))
 # The docs build names a folder of its own; run by hand, the runs go to the temp folder.
 RUNS = os.environ.get("FMCLASSIFY_GALLERY_RUNS") or Path(tempfile.gettempdir(), "fmclassify")
-STORE = Path(RUNS, BUDGET)
+STORE = Path(RUNS, BUDGET.name)
 
 train, test = fmc.load_dataset("fashion-mnist")
-if QUICK:
-    train, test = train.subset(6_400), test.subset(2_000)
-STEPS = 100
+train = BUDGET.select(train)  # the first images of the training set; the whole test set
+STEPS = BUDGET.gradient_steps
 LRS = (1.0, 0.1, 0.01, 0.001)
-print(f"budget {BUDGET!r}: {len(train):,} training images ({len(train) // 64} steps per "
+print(f"budget {BUDGET.name!r}: {len(train):,} training images ({len(train) // 64} steps per "
       f"epoch), {STEPS} traced steps per run, batch 64, plain SGD, seed 0")
 
 # %%
