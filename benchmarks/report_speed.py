@@ -9,10 +9,12 @@ each report's wall time, the ratio, and every number the two reports' tables sha
     python report_speed.py --other /tmp/main-before --budget before-quick
 
 ``--budget full`` is the course's protocol (``--full``) with one seed in both trees (the other
-tree's default); this tree adds its per-layer flow and recipe sections, which the other may
-not have. ``before-quick`` trains this tree on the quick budget main had before the report
-issue (20,000 images, 3 epochs, convergence within 15 epochs at 0.1 points, raw accuracy, 3
-epochs of patience) against the other tree's ``--quick``, so the same runs are compared.
+tree's default); this tree skips its modern-recipe section (a budget of ``recipe_epochs=0``),
+which is not the course's protocol and which the other tree does not have (``--with-recipe``
+keeps it), but keeps its per-layer gradient flow. ``before-quick`` trains this tree on the
+quick budget main had before the report issue (20,000 images, 3 epochs, convergence within 15
+epochs at 0.1 points, raw accuracy, 3 epochs of patience) against the other tree's
+``--quick``, so the same runs are compared.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ BEFORE_QUICK = ("Budget('before-quick', train_size=20_000, epochs=3, max_epochs=
                 "threshold=0.001, patience=3, window=1, recipe_epochs=3)")
 
 
-def command(tree: Path, budget: str, out: Path, this: bool) -> list[str]:
+def command(tree: Path, budget: str, out: Path, this: bool, recipe: bool) -> list[str]:
     """The Python command that writes one report of ``tree`` into ``out``."""
     path = f"import sys; sys.path.insert(0, {str(tree / 'src')!r}); "
-    if this and budget == "before-quick":
-        body = ("from fmclassify.report import Budget, run_assignment; "
-                f"run_assignment({str(out)!r}, budget={BEFORE_QUICK}, seeds=1, progress=False)")
+    plan = {"before-quick": BEFORE_QUICK,
+            "full": "BUDGETS['full']" if recipe else
+                    "dataclasses.replace(BUDGETS['full'], recipe_epochs=0)"}[budget]
+    if this:
+        body = ("import dataclasses; from fmclassify.report import BUDGETS, Budget, "
+                f"run_assignment; run_assignment({str(out)!r}, budget={plan}, seeds=1, "
+                "progress=False)")
     else:
         flag = "--full" if budget == "full" else "--quick"
         body = ("from fmclassify.cli import main; "
@@ -67,6 +73,8 @@ def main() -> None:
     parser.add_argument("--other", type=Path, required=True, help="the tree to compare with")
     parser.add_argument("--budget", choices=("full", "before-quick"), default="full")
     parser.add_argument("--order", choices=("other-first", "this-first"), default="other-first")
+    parser.add_argument("--with-recipe", action="store_true",
+                        help="this tree's full report with its modern-recipe section")
     args = parser.parse_args()
     print(machine())
     trees = {"other": args.other.resolve(), "this": HERE}
@@ -76,7 +84,8 @@ def main() -> None:
         for name in order:
             outs[name] = Path(tmp, name)
             started = time.perf_counter()
-            subprocess.run(command(trees[name], args.budget, outs[name], name == "this"),
+            subprocess.run(command(trees[name], args.budget, outs[name], name == "this",
+                                   args.with_recipe),
                            check=True, stdout=subprocess.DEVNULL)
             seconds[name] = time.perf_counter() - started
             print(f"{name} ({trees[name]}): {seconds[name]:.0f} s", flush=True)

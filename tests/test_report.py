@@ -316,3 +316,13 @@ def test_budgets_are_named_and_select_the_first_training_images():
     picked = BUDGETS["quick"].select(train)
     assert len(picked) == 10_000 and torch.equal(picked.images, train.images[:10_000])
     assert BUDGETS["full"].select(train) is train
+
+
+def test_a_budget_of_no_recipe_epochs_skips_the_last_section(data, tmp_path):
+    budget = dataclasses.replace(TINY, recipe_epochs=0)
+    report = run_assignment(tmp_path, data=data, **{**KW, "budget": budget})
+    assert "Not run: budget 'tiny' trains no epoch of the recipe" in report.markdown
+    assert "| Beyond: a modern recipe for the CNN | not run on budget 'tiny' |" in report.markdown
+    assert len(list((tmp_path / "runs").glob("*.json"))) == total_runs(
+        1, ("base", "wider"), (0.5, 0.05), recipe=False)
+    assert "recipe" not in json.loads((tmp_path / "results.json").read_text())["tables"]

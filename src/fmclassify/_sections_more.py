@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from fmclassify._budget import RECIPE, RECIPE_LR
+from fmclassify._budget import BUDGETS, RECIPE, RECIPE_LR
 from fmclassify._observations import (
     gradient_observation,
     lr_observations,
@@ -173,8 +173,12 @@ def _recipe_words() -> str:
 
 def recipe(doc: Document, m: Measured) -> None:
     """The course's CNN trained with a modern recipe, beside its plain SGD runs."""
-    res, plan = m.results["recipe"], m.budget
     doc.heading("Beyond the course: the same CNN, a modern training recipe")
+    if "recipe" not in m.results:
+        doc.para(f"Not run: budget '{m.budget.name}' trains no epoch of the recipe "
+                 f"({_recipe_words()}); the quick and full budgets do.")
+        return
+    res, plan = m.results["recipe"], m.budget
     doc.para(f"The course's CNN (deeper) again, trained with {_recipe_words()}: what is the "
              "training setup, not the network, worth?")
     plain = next((r for r in m.results["q1_4"].table() if r["model"] == "deeper"), None)
@@ -187,9 +191,9 @@ def recipe(doc: Document, m: Measured) -> None:
     if course is not None:
         rows.append(["the course (one run)", "10", NA, NA, percent(course, digits=2), NA, ""])
     notes = [m.budget_note()]
-    if plan.recipe_epochs < 15:
+    if plan.recipe_epochs < BUDGETS["full"].recipe_epochs:
         notes.append(f"This budget trains the recipe {plan.recipe_epochs} epochs; --full "
-                     "trains it 15.")
+                     f"trains it {BUDGETS['full'].recipe_epochs}.")
     doc.table(Table(["Setup", "Epochs", "Final accuracy", "Best accuracy", "Avg accuracy",
                      "s/epoch", "Outcome"], rows, right=frozenset(range(1, 6)),
                     notes=tuple(notes)))
@@ -286,6 +290,8 @@ def _arrow(t: tuple[float, float]) -> str:
 
 
 def _summary_recipe(m: Measured) -> str:
+    if "recipe" not in m.results:
+        return f"not run on budget '{m.budget.name}'"
     row = m.results["recipe"].table()[0]
     why = why_no_number(row, "compare_models")
     if why:

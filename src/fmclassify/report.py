@@ -211,8 +211,8 @@ def _measure(plan: Budget, models: list[str], lrs: list[float], runs_dir: Path,
             "q1_7": partial(gradient_study, base, lrs, plan.gradient_steps, "mean", **on),
             "q1_7_abs": partial(gradient_study, base, lrs, plan.gradient_steps, "mean_abs",
                                 **on),
-            "recipe": partial(compare_models, (RECIPE_MODEL,), RECIPE_LR, plan.recipe_epochs,
-                              **recipe),
+            **({"recipe": partial(compare_models, (RECIPE_MODEL,), RECIPE_LR,
+                                  plan.recipe_epochs, **recipe)} if plan.recipe_epochs else {}),
         }
 
     planned = [s for call in questions(how).values() for s in planned_runs(call)]
@@ -327,16 +327,18 @@ def _claim_output_folder(out: Path) -> Path:
     return out
 
 
-def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float]) -> int:
+def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float], *,
+               recipe: bool = True) -> int:
     """How many runs :func:`run_assignment` trains (for an overall progress bar).
 
     Q1.1, Q1.2 and Q1.7 twice (mean, |mean|) per learning rate, Q1.4 per model (its first
     model at lr 0.1 is Q1.1's run when 0.1 is among ``lrs``), per seed; then the per-layer
-    flow of the first seed and the recipe's runs.
+    flow of the first seed and the recipe's runs (none with ``recipe=False``, a budget of no
+    recipe epochs).
     """
     shared = 1 if any(lr == 0.1 for lr in lrs) else 0
     per_seed = 4 * len(lrs) + len(models) - shared
-    return seeds * per_seed + len(lrs) + min(seeds, RECIPE_SEEDS)  # per-layer flow; recipe
+    return seeds * per_seed + len(lrs) + (min(seeds, RECIPE_SEEDS) if recipe else 0)
 
 
 def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
