@@ -112,7 +112,11 @@ def test_ctrl_c_during_train_keeps_finished_epochs_and_exits_130(tmp_path, real_
          "--data-root", str(tmp_path / "data"), "--no-download", "--json", str(out),
          "--checkpoint", str(tmp_path / "run.ckpt")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C's default action, as in a terminal: a test runner started in the background
+        # by a shell (`cmd &`) inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if line.strip().startswith("2 "):  # the second epoch's row: two epochs are finished
             proc.send_signal(signal.SIGINT)
