@@ -61,7 +61,7 @@ ALLOWED = {
              "registry", "runspec", "training"},
     "experiments": {"_checks", "_io", "convergence", "data", "exceptions",
                     "executors", "gradients", "history", "runs", "_tables", "plotting"},
-    "_budget": {"exceptions"},
+    "_budget": {"_checks", "exceptions"},
     "_course": set(),
     "_report_doc": {"_io", "_tables"},
     "_observations": {"history"},

@@ -308,6 +308,26 @@ def test_the_quick_budget_is_one_definition():
     assert "looser" not in full.rule() and "0.1 points" in full.rule()
 
 
+def test_a_run_two_questions_share_trains_once(three_seeds):
+    # lr 0.1 is among the lrs: Q1.4's base run is Q1.1's, stored (and counted) once
+    stored = list((three_seeds.out / "runs").glob("*.json"))
+    assert len(stored) == total_runs(3, ("base", "wider"), (0.1, 1e6))
+    q11 = {r.spec.key for r in three_seeds.results["q1_1"].runs if r.spec.lr == 0.1}
+    q14 = {r.spec.key for r in three_seeds.results["q1_4"].runs if r.spec.model == "base"}
+    assert q11 == q14 and len(q14) == 3
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("epochs", 0, "epochs must be an integer >= 1, got 0"),
+    ("recipe_epochs", -1, "recipe_epochs must be an integer >= 0, got -1"),
+    ("train_size", 0.5, "train_size must be an integer >= 1, got 0.5"),
+    ("threshold", -0.1, "threshold must be a finite number >= 0, got -0.1"),
+])
+def test_a_budget_with_a_bad_field_fails_at_once(field, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        dataclasses.replace(TINY, **{field: value})
+
+
 def test_budgets_are_named_and_select_the_first_training_images():
     assert Budget.named("quick") is BUDGETS["quick"]
     with pytest.raises(ConfigError, match="unknown budget 'fast'; choose quick or full"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fmclassify._checks import check_int, check_nonnegative
 from fmclassify.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -60,6 +61,14 @@ class Budget:
     patience: int = 3
     window: int = 3
     recipe_epochs: int = 15
+
+    def __post_init__(self) -> None:
+        if self.train_size is not None:
+            check_int("train_size", self.train_size)
+        for name in ("epochs", "max_epochs", "gradient_steps", "patience", "window"):
+            check_int(name, getattr(self, name))
+        check_int("recipe_epochs", self.recipe_epochs, minimum=0)
+        check_nonnegative("threshold", self.threshold)
 
     @staticmethod
     def named(name: str) -> Budget:

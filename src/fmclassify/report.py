@@ -240,7 +240,9 @@ def _longest_first(specs: list[RunSpec], per_image: dict[str, float]) -> list[Ru
 
     A run's cost is its epochs (a convergence run's budget, ``max_epochs``) times its
     model's multiply-adds per image; among convergence runs, the smallest learning rate
-    first (it converges last). Sending the longest runs first keeps every core busy to the
+    first. That is a guess, not a rule: on the full budget the lr 0.1 run converged last (110
+    epochs, against 43 at lr 0.001), so a convergence run's true length is only known once it
+    has run. Sending the longest runs first keeps every core busy to the
     end: no core waits alone for one long run that started last.
     """
     def cost(spec: RunSpec) -> tuple[float, float]:
