@@ -14,7 +14,7 @@ import fmclassify as fmc
 from fmclassify.exceptions import ConfigError, DataError, RunFailedError
 from fmclassify.executors import DataHandle, DataRef, data_id, fingerprint
 from fmclassify.history import History
-from fmclassify.runs import RunSpec, RunStore, run_many, train_runs
+from fmclassify.runs import RunSpec, RunStore, run_many, run_one, train_runs
 from helpers import make_dataset
 
 
@@ -244,3 +244,98 @@ def test_dask_executor_names_the_extra_when_dask_is_missing(monkeypatch):
         dask_executor()
     with pytest.raises(ConfigError, match="workers sizes a local cluster"):
         dask_executor("tcp://127.0.0.1:8786", workers=2)
+
+
+# -- a run read from the first epochs of a longer one --------------------------------------------
+
+
+def detector(**kwargs):
+    return tuple(sorted(fmc.ConvergenceDetector(**kwargs).config().items()))
+
+
+def same_run(a: History, b: History) -> None:
+    assert (a.status, a.reason, a.diverged_epoch) == (b.status, b.reason, b.diverged_epoch)
+    assert strip(a) == strip(b)
+    assert a.metadata == b.metadata
+
+
+@pytest.mark.parametrize("longer", [
+    {"epochs": 5},                                                    # a longer plain run
+    {"epochs": 6, "detector": detector(threshold=1e-9, min_epochs=6)},  # never converges
+    {"epochs": 6, "detector": detector(threshold=1.0, patience=1, min_epochs=4)},  # at 4
+    {"epochs": 6, "lr": 50.0},                                        # diverges in epoch 1
+], ids=["plain", "detector", "converged-later", "diverged"])
+def test_a_run_is_read_from_a_longer_run_it_begins(data, tmp_path, longer):
+    short = dataclasses.replace(specs(data, lrs=(longer.pop("lr", 0.05),), seeds=(0,),
+                                      epochs=3)[0])
+    long = dataclasses.replace(short, **longer)
+    store = RunStore(tmp_path)
+    run_one(long, data, store=store)
+    read = store.load(short)
+    fresh = run_one(short, data)  # trained on its own, no store
+    assert read is not None and read.spec == short
+    same_run(read.history, fresh.history)
+    stored = store.load(long).history
+    assert [r.seconds for r in read.history] == [r.seconds for r in stored][:len(read.history)]
+
+
+@pytest.mark.parametrize("change", [
+    {"detector": detector(threshold=1.0, patience=1)},  # converged at epoch 1, before 3
+    {"detector": detector(threshold=1e-9, restore_best=True)},  # its weights are another's
+    {"seed": 1},                                        # another configuration
+    {"epochs": 2},                                      # shorter
+], ids=["converged-earlier", "restore-best", "other-seed", "shorter"])
+def test_a_longer_run_that_does_not_begin_the_run_is_not_used(data, tmp_path, change):
+    short = specs(data, lrs=(0.05,), seeds=(0,), epochs=3)[0]
+    store = RunStore(tmp_path)
+    run_one(dataclasses.replace(short, epochs=6, **change) if "epochs" not in change
+                else dataclasses.replace(short, **change), data, store=store)
+    assert store.load(short) is None
+
+
+def test_a_scheduled_run_is_never_read_from_a_longer_one(data, tmp_path):
+    short = dataclasses.replace(specs(data, lrs=(0.05,), seeds=(0,), epochs=3)[0],
+                                schedule="cosine")
+    store = RunStore(tmp_path)
+    run_one(dataclasses.replace(short, epochs=6), data, store=store)
+    assert store.load(short) is None  # a cosine over 6 epochs is not one over 3
+
+
+def begins(short, result, longer, data):
+    """``result`` is ``short``'s run read from ``longer`` (its epochs' seconds), not trained."""
+    assert result.spec == short
+    assert [r.seconds for r in result.history] == [
+        r.seconds for r in longer.history][:short.epochs + 1]
+    same_run(result.history, run_one(short, data).history)
+
+
+@pytest.fixture
+def pair(data):
+    short, = specs(data, lrs=(0.05,), seeds=(0,), epochs=2)
+    return short, dataclasses.replace(short, epochs=4,
+                                      detector=detector(threshold=1e-9, min_epochs=4))
+
+
+def test_run_many_one_by_one_reads_a_run_an_earlier_one_begins(data, tmp_path, pair):
+    short, long = pair
+    store = RunStore(tmp_path)
+    results = run_many([long, short], data, store=store, workers=1)
+    begins(short, results[1], results[0], data)
+    assert store.json_path(short).exists()  # stored under its own key as it arrived
+
+
+def test_a_task_reads_a_run_begun_earlier_in_it_or_in_the_store(data, tmp_path, pair):
+    short, long = pair
+    handle = DataHandle("v", payload=data)
+    first, second = train_runs([long, short], handle, None, "cpu")  # in the same task
+    begins(short, second, first, data)
+    stored = run_one(long, data, store=RunStore(tmp_path))
+    only, = train_runs([short], handle, str(tmp_path), "cpu")  # a task after the long one's
+    begins(short, only, stored, data)
+
+
+def test_an_unreadable_file_of_another_run_does_not_break_the_lookup(data, tmp_path):
+    short = specs(data, lrs=(0.05,), seeds=(0,), epochs=3)[0]
+    store = RunStore(tmp_path)
+    (tmp_path / f"base-lr0.05-e9-s0-{'0' * 12}.json").write_text("{not json")
+    assert store.load(short) is None

@@ -57,7 +57,7 @@ from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify._tables import Table, elide, fixed, percent, to_html, to_text
 
 __all__ = ["UNSTABLE_DROP", "UNSTABLE_LOSS_MARGIN", "EpochRecord", "History", "Status",
-           "atomic_write_bytes"]
+           "atomic_write_bytes", "completed_reason"]
 
 Status = Literal["running", "completed", "converged", "stopped", "diverged", "interrupted",
                  "failed"]
@@ -67,6 +67,11 @@ UNSTABLE_DROP = 0.10
 #: How far (a fraction) an epoch's training loss may exceed the larger of ln(classes) and the
 #: untrained network's test loss before the run counts as unstable.
 UNSTABLE_LOSS_MARGIN = 0.05
+
+def completed_reason(epochs: int) -> str:
+    """The ``reason`` of a run that trained its whole budget of ``epochs`` epochs."""
+    return f"trained the full budget of {epochs} epochs"
+
 
 _STATUSES = ("running", "completed", "converged", "stopped", "diverged", "interrupted",
              "failed")

@@ -17,9 +17,11 @@ epoch, so after an interrupt the same call continues and yields the same report.
 in the text is computed from the runs of this report; the observations are sentences built
 from those numbers, not canned prose.
 
-The runs of one question go out together, to processes on this machine (one per core) or to
-any :class:`concurrent.futures.Executor`; Q1.4's most expensive model goes first, so no core
-waits for the last long run alone.
+The runs of all questions go out together, to processes on this machine (one per core) or to
+any :class:`concurrent.futures.Executor`, the most expensive first, so no core waits for the
+last long run alone. Q1.1's runs are the first epochs of Q1.2's convergence runs (the detector
+only watches): each is read from its Q1.2 run once that has finished, and trained only where
+it has not (or converged before Q1.1's epochs).
 """
 
 from __future__ import annotations
@@ -195,7 +197,10 @@ def _measure(plan: Budget, models: list[str], lrs: list[float], runs_dir: Path,
     The runs of all questions go out together (:func:`~fmclassify.experiments.planned_runs`),
     so no core waits at the end of one question for another core's last long run; each
     question's call then reads its runs from the store. A run two questions share (Q1.1's
-    first model at lr 0.1 is Q1.4's) trains once.
+    first model at lr 0.1 is Q1.4's) trains once, and a Q1.1 run whose Q1.2 run (the same
+    configuration, with a convergence detector) finished first and trained at least as many
+    epochs is read from that run's first epochs (:meth:`RunResult.first_epochs`): the same
+    numbers, bit for bit, without training them twice.
     """
     store = _FinalCheckpointStore(runs_dir)
     first = how["seeds"][0]
@@ -288,18 +293,21 @@ class _FinalCheckpointStore(RunStore):
 
 def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
                 how: dict[str, Any]) -> BestModel | None:
-    """The most accurate model of Q1.4, rebuilt from its first trained seed, interpreted.
+    """The most accurate model of Q1.4, rebuilt from a trained seed, interpreted.
 
-    The run's last checkpoint gives back its weights (the Trainer restores it and trains no
-    epoch). A store without it (runs finished elsewhere, by an older version) trains that
-    one run again, in this process; the report then says so.
+    The first seed whose last checkpoint was kept: the checkpoint gives back its weights (the
+    Trainer restores it and trains no epoch). When no seed has one (runs finished elsewhere,
+    by an older version, or read from the first epochs of a Q1.2 run), the first trained seed
+    is trained again, in this process; the report then says so.
     """
     rows = [r for r in models.table() if r["final_accuracy"] is not None]
     if not rows:
         return None
     name = max(rows, key=lambda r: r["final_accuracy"])["model"]
-    run = next(r for r in models.runs if r.spec.model == name
-               and r.history.status not in ("diverged", "failed"))
+    trained = [r for r in models.runs if r.spec.model == name
+               and r.history.status not in ("diverged", "failed")]
+    # the first seed whose weights were kept (a run read from a longer one has none)
+    run = next((r for r in trained if store.final_path(r.spec).exists()), trained[0])
     path = store.final_path(run.spec)
     restored = path.exists()
     trainer, _ = trainer_for(run.spec, how["data"], checkpoint=path if restored else None,

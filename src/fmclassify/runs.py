@@ -23,11 +23,13 @@ A run trained in a worker with one intra-op thread equals bit for bit the same r
 this process under ``torch.set_num_threads(1)``. Given a :class:`RunStore`, every finished run
 is written there as it arrives, and unfinished runs keep their checkpoint there (when the
 workers see its folder: a shared file system); calling again trains only what is missing,
-each run resuming on its own. A run that fails (an error in training, a worker lost, data a
-worker cannot load) comes back with status ``"failed"`` and the error's text, and the others
-go on (``on_error="record"``), or it stops the call (``"raise"``); failed runs are not stored,
-so the next call tries them again. Ctrl-C cancels the runs not started and keeps those that
-finished.
+each run resuming on its own; a run that is the beginning of a longer finished one (the same
+configuration at a constant rate, more epochs or a convergence detector) is read from it, not
+trained (:meth:`RunResult.first_epochs`). A run that fails (an error in training, a worker
+lost, data a worker cannot load) comes back with status ``"failed"`` and the error's text,
+and the others go on (``on_error="record"``), or it stops the call (``"raise"``); failed runs
+are not stored, so the next call tries them again. Ctrl-C cancels the runs not started and
+keeps those that finished.
 """
 
 from __future__ import annotations
@@ -171,6 +173,9 @@ def train_runs(specs: Sequence[RunSpec], data: DataHandle, store: str | None = N
         The folder of the run store, used where it exists on this machine (a shared file
         system): unfinished runs checkpoint there and resume, and a run already finished there
         (a task an engine ran again after losing a worker) is read back, not trained again.
+        A run that begins a longer one finished there or earlier in this task (Q1.1's
+        10-epoch runs begin Q1.2's convergence runs: :meth:`RunResult.first_epochs`) is read
+        from it.
     device : str, default "auto"
         Training device.
 
@@ -185,9 +190,11 @@ def train_runs(specs: Sequence[RunSpec], data: DataHandle, store: str | None = N
         return [_failed(s, f"the worker could not load the data ({type(exc).__name__}: {exc})")
                 for s in specs]
     runs = RunStore(store) if store is not None and Path(store).is_dir() else None
-    results = []
+    results: list[RunResult] = []
     for spec in specs:
         finished = runs.load(spec) if runs is not None else None
+        begun = (r.first_epochs(spec) for r in results if r.history.status != "failed")
+        finished = finished or next((r for r in begun if r is not None), None)
         ckpt = runs.checkpoint_path(spec) if runs is not None else None
         results.append(finished or _attempt(spec, ds, ckpt, False, device))
     return results
@@ -214,8 +221,9 @@ def run_many(
     data : (ImageDataset, ImageDataset) or DataRef
         Train and test sets, or a reference that each worker loads for itself.
     store : RunStore, optional
-        Finished runs are read from it and every newly finished run is written to it as it
-        arrives; unfinished runs keep their checkpoint there and resume from it.
+        Finished runs are read from it (also a run that a longer stored run begins,
+        :meth:`RunStore.load`) and every newly finished run is written to it as it arrives;
+        unfinished runs keep their checkpoint there and resume from it.
     executor : concurrent.futures.Executor, optional
         Where the runs train; see the module documentation. Default: a process pool of
         :func:`local_workers` processes (one by one here when that is 1).
@@ -276,8 +284,11 @@ def run_many(
     if executor is None and min(n, len(todo)) <= 1:
         for i, spec in todo.items():
             ckpt = store.checkpoint_path(spec) if store is not None else None
-            arrived(i, _train(spec, data, ckpt, progress, device) if on_error == "raise"
-                    else _attempt(spec, data, ckpt, progress, device))
+            if store is not None and (begun := store.load_prefix(spec)) is not None:
+                arrived(i, begun)  # an earlier run of this call begins it
+            else:
+                arrived(i, _train(spec, data, ckpt, progress, device) if on_error == "raise"
+                        else _attempt(spec, data, ckpt, progress, device))
     elif todo:
         _dispatch(executor, n, data, ref, todo, store, device, arrived)
     return [done[i] for i in range(len(specs))]
@@ -294,6 +305,8 @@ def _stored(specs: Sequence[RunSpec], store: RunStore | None,
         if cached is None:
             todo[i] = spec
             continue
+        if store is not None and not store.json_path(spec).exists():
+            store.save(cached)  # read from a longer run it begins: kept under its own key too
         done[i] = cached
         if on_run is not None:
             on_run(cached)

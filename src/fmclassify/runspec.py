@@ -9,17 +9,18 @@ checkpoints, keyed by the spec.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from fmclassify._checks import check_choice, check_int, check_lr, check_seed
 from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify.exceptions import ConfigError
-from fmclassify.history import History
+from fmclassify.history import History, completed_reason
 from fmclassify.recipes import Recipe
 from fmclassify.registry import get_model_spec
 from fmclassify.steps import STEPS
@@ -144,6 +145,49 @@ class RunResult:
     history: History
     gradients: dict[str, Any] | None = None
 
+    def first_epochs(self, spec: RunSpec) -> RunResult | None:
+        """The first epochs of this run as the run of ``spec``, when ``spec``'s run begins it.
+
+        A run of E epochs at a constant learning rate is, epoch for epoch, the beginning of
+        any longer run with the same configuration: nothing it computes depends on the
+        budget, and a :class:`~fmclassify.ConvergenceDetector` only watches (it stops a run,
+        it does not change one). So when this run has ``spec``'s configuration but for more
+        epochs or a detector (Q1.2's convergence runs), and trained at least E epochs or
+        diverged within them, its History up to epoch E is what training ``spec`` records,
+        bit for bit but for the seconds of each epoch: status ``"completed"`` (or
+        ``"diverged"``), the budget E in its metadata, the detector's verdict left out.
+
+        Returns None for any other pair, and always for a ``spec`` with a schedule (its rate
+        depends on the budget), a detector or a gradient tracer, or when this run's detector
+        restored its best weights.
+
+        Examples
+        --------
+        >>> long = RunResult(RunSpec("base", lr=0.1, epochs=20), History(status="completed"))
+        >>> long.first_epochs(RunSpec("base", lr=0.1, epochs=10, schedule="cosine")) is None
+        True
+        """
+        if not _may_begin_another(spec) or self.gradients is not None:
+            return None
+        if dict(self.spec.detector or ()).get("restore_best") or self.spec.epochs < spec.epochs:
+            return None
+        if replace(self.spec, epochs=spec.epochs, detector=None) != spec:
+            return None
+        h = self.history
+        metadata = {k: v for k, v in h.metadata.items() if k not in _VERDICT_KEYS}
+        metadata["epochs"] = spec.epochs
+        if h.status == "diverged" and h.diverged_epoch is not None and (
+                h.diverged_epoch <= spec.epochs):
+            return RunResult(spec, History(list(h.records), "diverged", metadata, h.reason,
+                                           h.diverged_epoch))
+        if h.status not in ("completed", "converged", "stopped", "diverged"):
+            return None
+        records = [r for r in h.records if r.epoch <= spec.epochs]
+        if sum(r.epoch > 0 for r in records) < spec.epochs:
+            return None
+        return RunResult(spec, History(records, "completed", metadata,
+                                       completed_reason(spec.epochs)))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; :meth:`from_dict` reads it back."""
         return {"spec": asdict(self.spec), "history": self.history.to_dict(),
@@ -159,6 +203,20 @@ class RunResult:
         if raw.get("augment") is not None:
             raw["augment"] = tuple(raw["augment"])
         return cls(RunSpec(**raw), History.from_dict(data["history"]), data.get("gradients"))
+
+
+def _read(path: Path) -> RunResult:
+    with open(path, encoding="utf-8") as fh:
+        return RunResult.from_dict(json.load(fh))
+
+
+#: What a ConvergenceDetector writes into a History's metadata: a run without one has none.
+_VERDICT_KEYS = ("converged_epoch", "not_converged_within", "restored_best_epoch")
+
+
+def _may_begin_another(spec: RunSpec) -> bool:
+    """Whether ``spec``'s run may be the beginning of a longer run (see first_epochs)."""
+    return spec.schedule is None and spec.detector is None and spec.tracer is None
 
 
 def _freeze(value: Any) -> Any:
@@ -193,12 +251,37 @@ class RunStore:
         return self.folder / f"{spec.key}.ckpt"
 
     def load(self, spec: RunSpec) -> RunResult | None:
-        """The stored result of ``spec``, or None when it has not finished."""
+        """The stored result of ``spec``, or None when it has not finished.
+
+        A run not stored under its own key may still be read from a longer stored run that
+        it begins: see :meth:`load_prefix`.
+        """
         path = self.json_path(spec)
-        if not path.exists():
+        if path.exists():
+            return _read(path)
+        return self.load_prefix(spec)
+
+    def load_prefix(self, spec: RunSpec) -> RunResult | None:
+        """``spec``'s run read from the first epochs of a longer stored run, or None.
+
+        Any stored run of ``spec``'s model, learning rate and seed with at least as many
+        epochs is asked :meth:`RunResult.first_epochs`; the first that begins ``spec``'s run
+        gives it. Such a result has no checkpoint of its own.
+        """
+        if not _may_begin_another(spec):
             return None
-        with open(path, encoding="utf-8") as fh:
-            return RunResult.from_dict(json.load(fh))
+        head = glob.escape(f"{spec.model}-lr{spec.lr:g}-e")
+        for path in sorted(self.folder.glob(f"{head}*-s{spec.seed}-*.json")):
+            epochs = path.name[len(f"{spec.model}-lr{spec.lr:g}-e"):].split("-s", 1)[0]
+            if not epochs.isdigit() or int(epochs) < spec.epochs:
+                continue
+            try:
+                begun = _read(path).first_epochs(spec)
+            except (ValueError, KeyError, TypeError, ConfigError):
+                continue  # another run's file, unreadable or of an older format: not this run's
+            if begun is not None:
+                return begun
+        return None
 
     def save(self, result: RunResult) -> Path:
         """Store a finished run atomically and drop its checkpoint."""

@@ -51,7 +51,7 @@ from fmclassify.checkpoint import load_checkpoint, save_checkpoint
 from fmclassify.data import ImageDataset, iter_batches, num_batches
 from fmclassify.distributed import current_shard
 from fmclassify.exceptions import ConfigError, DataError
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import EpochRecord, History, completed_reason
 from fmclassify.recipes import (
     AugmentArg,
     BatchAugment,
@@ -328,7 +328,7 @@ class Trainer:
                         break
                 else:
                     history.status = "completed"
-                    history.reason = f"trained the full budget of {self.epochs} epochs"
+                    history.reason = completed_reason(self.epochs)
         except KeyboardInterrupt as exc:
             history.status = "interrupted"
             history.reason = f"interrupted after {history.epochs_trained} finished epochs"
