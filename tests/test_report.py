@@ -317,6 +317,22 @@ def test_a_run_two_questions_share_trains_once(three_seeds):
     assert q11 == q14 and len(q14) == 3
 
 
+def test_q1_1_is_read_from_the_first_epochs_of_q1_2(tmp_path, data):
+    # a rule no run meets: each Q1.2 run trains its 4 epochs, so it begins Q1.1's 2-epoch run
+    budget = dataclasses.replace(TINY, max_epochs=4, threshold=1e-9, recipe_epochs=0)
+    report = run_assignment(tmp_path, data=data,
+                            **{**KW, "budget": budget, "models": ("base",), "workers": 1})
+    sweep, study = report.results["q1_1"].runs, report.results["q1_2"].runs
+    assert [r.spec.lr for r in sweep] == [r.spec.lr for r in study]
+    for short, long in zip(sweep, study, strict=True):
+        assert long.history.epochs_trained == 4
+        assert short.history.epochs_trained == 2 and short.history.status == "completed"
+        # the epochs' own wall times: read from the Q1.2 run, not trained again
+        assert [r.seconds for r in short.history] == [r.seconds for r in long.history][:3]
+    assert len(list((tmp_path / "runs").glob("*.json"))) == total_runs(
+        1, ("base",), (0.5, 0.05), recipe=False)
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("epochs", 0, "epochs must be an integer >= 1, got 0"),
     ("recipe_epochs", -1, "recipe_epochs must be an integer >= 0, got -1"),

@@ -22,7 +22,7 @@ handle sent, the kept data found, an empty result back), median of 20 on the war
 The cluster's start and its cold first sweep are one-time costs, printed apart, and so is the
 load average (other jobs on the machine) before and after.
 
-    python benchmarks/distributed.py [--runs 8] [--epochs 1] [--train-size 60000] [--workers 2]
+    python benchmarks/dask_sweep.py [--runs 8] [--epochs 1] [--train-size 60000] [--workers 2]
 """
 
 from __future__ import annotations
