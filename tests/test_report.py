@@ -318,8 +318,8 @@ def test_a_run_two_questions_share_trains_once(three_seeds):
 
 
 def test_q1_1_is_read_from_the_first_epochs_of_q1_2(tmp_path, data):
-    # a rule no run meets: each Q1.2 run trains its 4 epochs, so it begins Q1.1's 2-epoch run
-    budget = dataclasses.replace(TINY, max_epochs=4, threshold=1e-9, recipe_epochs=0)
+    # a rule no run meets in 4 epochs (patience 4): each Q1.2 run begins Q1.1's 2-epoch run
+    budget = dataclasses.replace(TINY, max_epochs=4, threshold=1e-9, patience=4, recipe_epochs=0)
     report = run_assignment(tmp_path, data=data,
                             **{**KW, "budget": budget, "models": ("base",), "workers": 1})
     sweep, study = report.results["q1_1"].runs, report.results["q1_2"].runs
