@@ -264,7 +264,8 @@ def _confusion(doc: Document, m: Measured) -> None:
         return
     interp, spec = best.interpretation, best.run.spec
     how = ("restored from the run's last checkpoint" if best.restored else
-           "trained again (its checkpoint was not kept), so within float rounding of it")
+           "trained again (no checkpoint of it was kept, as for a run read from the first "
+           "epochs of its Q1.2 run), so within float rounding of it")
     doc.heading(f"The most accurate model, {spec.model}, up close", 3)
     doc.para(f"Seed {spec.seed}'s run of {spec.model}, {how}: "
              f"{percent(interp.accuracy)} of the test set right (the run recorded "
