@@ -281,7 +281,7 @@ def test_a_run_is_read_from_a_longer_run_it_begins(data, tmp_path, longer):
 
 @pytest.mark.parametrize("change", [
     {"detector": detector(threshold=1.0, patience=1)},  # converged at epoch 1, before 3
-    {"detector": detector(threshold=1e-9, restore_best=True)},  # its weights are another's
+    {"detector": detector(threshold=1e-9, min_epochs=6, restore_best=True)},  # weights: another's
     {"seed": 1},                                        # another configuration
     {"epochs": 2},                                      # shorter
 ], ids=["converged-earlier", "restore-best", "other-seed", "shorter"])

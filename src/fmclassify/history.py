@@ -68,8 +68,15 @@ UNSTABLE_DROP = 0.10
 #: untrained network's test loss before the run counts as unstable.
 UNSTABLE_LOSS_MARGIN = 0.05
 
+
 def completed_reason(epochs: int) -> str:
-    """The ``reason`` of a run that trained its whole budget of ``epochs`` epochs."""
+    """The ``reason`` of a run that trained its whole budget of ``epochs`` epochs.
+
+    Examples
+    --------
+    >>> completed_reason(10)
+    'trained the full budget of 10 epochs'
+    """
     return f"trained the full budget of {epochs} epochs"
 
 

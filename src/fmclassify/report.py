@@ -57,8 +57,8 @@ from fmclassify.parameters import count_parameters
 from fmclassify.registry import build_model, get_model_spec
 from fmclassify.runs import RunResult, RunSpec, RunStore, run_many, trainer_for
 
-__all__ = ["BUDGETS", "RECIPE", "RECIPE_LR", "AssignmentReport", "Budget", "check_assignment",
-           "run_assignment", "total_runs"]
+__all__ = ["BUDGETS", "CONVERGENCE_GUESS", "RECIPE", "RECIPE_LR", "AssignmentReport", "Budget",
+           "check_assignment", "run_assignment", "total_runs"]
 
 DEFAULT_LRS = (1.0, 0.1, 0.01, 0.001)
 DEFAULT_MODELS = ("base", "deeper", "wider")
