@@ -63,3 +63,97 @@ def test_real_data_on_cuda_reaches_the_course_accuracy(real_data):
     h = fmc.Trainer(fmc.build_model("base", seed=0), lr=0.1, epochs=1, shuffle=False,
                     device="cuda", progress=False).fit(train, test)
     assert h.final_accuracy >= 0.78
+
+
+# -- the CUDA-graph step ----------------------------------------------------------------------
+
+def _conv_net(seed=0):
+    """A small CNN with BatchNorm and no dropout: the graph must replay it exactly."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 4))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fmc.build_model("base", num_classes=4, image_size=8, seed=0),
+    _conv_net,
+], ids=["base", "conv-bn"])
+def test_graph_step_trains_as_autograd_does(make):
+    """Momentum, Nesterov, weight decay, clipping; 500 images at batch 32: a smaller last batch."""
+    train, test = make_dataset(500, seed=0), make_dataset(128, seed=1, split="test")
+    runs = {}
+    for step in ("graph", "autograd"):
+        model = make()
+        t = fmc.Trainer(model, lr=0.05, epochs=3, batch_size=32, momentum=0.9, nesterov=True,
+                        weight_decay=5e-4, clip_grad_norm=5.0, step=step, device="cuda",
+                        progress=False)
+        runs[step] = (t.fit(train, test), model)
+    (graph, g_model), (eager, e_model) = runs["graph"], runs["autograd"]
+    assert graph.metadata["step"] == "graph" and graph.status == "completed"
+    for g, e in zip(graph.trained, eager.trained, strict=True):
+        assert g.train_loss == pytest.approx(e.train_loss, rel=1e-4)
+        assert g.test_loss == pytest.approx(e.test_loss, rel=1e-4)
+    for (name, p), q in zip(g_model.state_dict().items(), e_model.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_auto_on_cuda_takes_the_graph_and_says_why_not_otherwise():
+    train, test = make_dataset(256, seed=0), make_dataset(64, seed=1, split="test")
+    model = fmc.build_model("base", num_classes=4, image_size=8, seed=0)
+    h = fmc.Trainer(model, lr=0.1, epochs=1, batch_size=32, device="cuda",
+                    progress=False).fit(train, test)
+    assert h.metadata["step"] == "graph"
+    model = fmc.build_model("base", num_classes=4, image_size=8, seed=0)
+    h = fmc.Trainer(model, lr=0.1, epochs=1, batch_size=32, device="cuda", schedule="cosine",
+                    progress=False).fit(train, test)
+    assert h.metadata["step"] == ("autograd (graph: a schedule changes the learning rate every "
+                                  "step; fused: the recipe is not plain SGD at a constant rate)")
+
+
+def test_graph_step_has_no_host_sync():
+    from fmclassify.recipes import Recipe
+    from fmclassify.steps import GraphStep
+
+    model = fmc.build_model("base", num_classes=4, image_size=8, seed=0).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = GraphStep(model, opt, Recipe(momentum=0.9))
+    x, y = torch.rand(16, 32, 1, 8, 8, device="cuda"), torch.randint(0, 4, (16, 32),
+                                                                        device="cuda")
+    for i in range(5):  # warm-up and capture
+        step(x[i], y[i])
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host sync in a replayed step raises
+    try:
+        losses = [step(x[i], y[i]).clone() for i in range(5, 16)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(loss) for loss in losses)
+
+
+def test_graph_step_keeps_the_divergence_check():
+    train, test = make_dataset(512, seed=0), make_dataset(64, seed=1, split="test")
+    model = fmc.build_model("base", num_classes=4, image_size=8, seed=0)
+    h = fmc.Trainer(model, lr=1e4, epochs=3, batch_size=16, step="graph", device="cuda",
+                    progress=False).fit(train, test)
+    assert h.status == "diverged" and h.diverged_epoch == 1
+
+
+def test_graph_step_after_a_gradient_tracer_and_on_resume(tmp_path):
+    """Epoch 1 through autograd (the tracer reads gradients), then the graph; resume agrees."""
+    train, test = make_dataset(512, seed=0), make_dataset(64, seed=1, split="test")
+
+    def trainer(epochs, ckpt):
+        model = fmc.build_model("base", num_classes=4, image_size=8, seed=0)
+        tracer = fmc.GradientTracer(steps=10)
+        return fmc.Trainer(model, lr=0.1, epochs=epochs, batch_size=32, momentum=0.9,
+                           device="cuda", callbacks=[tracer], progress=False, checkpoint=ckpt)
+
+    straight = trainer(4, None).fit(train, test)
+    assert straight.metadata["step"].startswith("graph (autograd in epochs where")
+    trainer(2, tmp_path / "run.pt").fit(train, test)
+    resumed = trainer(4, tmp_path / "run.pt").fit(train, test, resume=True)
+    for a, b in zip(straight.trained, resumed.trained, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+        assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=1 / 64)

@@ -46,7 +46,7 @@ ALLOWED = {
     "checkpoint": {"_io", "exceptions", "history"},
     "recipes": {"_checks", "data", "exceptions"},
     "_fused": {"exceptions", "models"},
-    "steps": {"_fused", "callbacks", "recipes"},
+    "steps": {"_fused", "callbacks", "exceptions", "recipes"},
     "training": {"_checks", "_progress", "callbacks", "checkpoint", "data", "distributed",
                  "exceptions", "history", "recipes", "steps"},
     "interpret": {"_checks", "_tables", "data", "exceptions", "plotting"},

@@ -36,7 +36,7 @@ import math
 import platform
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -64,12 +64,15 @@ from fmclassify.recipes import (
     make_schedule,
     split_validation,
 )
-from fmclassify.steps import STEPS, AutogradStep, FusedStep, Step, needs_autograd, why_not_fused
+from fmclassify.steps import STEPS, Step, choose_step, make_step, needs_autograd
 
 __all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
            "check_data_fits"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
+
+#: What the epoch loop asks of its driver for each batch: train this step on this batch.
+Request = tuple[Step, torch.Tensor, torch.Tensor]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -136,10 +139,11 @@ class Trainer:
     ema : float, optional
         Decay of an exponential moving average of the weights (e.g. 0.999), used for
         evaluation.
-    step : {"auto", "autograd", "fused", "compiled"}, default "auto"
-        How each step is computed (:mod:`fmclassify.steps`): ``"auto"`` takes the fused MLP
-        step where the model, recipe and callbacks allow it, else autograd;
-        ``history.metadata["step"]`` says which ran and why.
+    step : {"auto", "autograd", "fused", "graph", "compiled"}, default "auto"
+        How each step is computed (:mod:`fmclassify.steps`): ``"auto"`` takes the fastest
+        step the device, model, recipe and callbacks allow (on CUDA a captured graph, on the
+        CPU the fused MLP step), else autograd; ``history.metadata["step"]`` says which ran
+        and why the faster ones did not.
     seed : int, default 0
         Seeds the shuffling order, augmentation, the validation split and dropout. (Weights
         are seeded when the model is built: ``build_model(..., seed=)``.)
@@ -199,7 +203,7 @@ class Trainer:
         val_split: float | int | None = None,
         precision: Literal["fp32", "bf16"] = "fp32",
         ema: float | None = None,
-        step: Literal["auto", "autograd", "fused", "compiled"] = "auto",
+        step: Literal["auto", "autograd", "fused", "graph", "compiled"] = "auto",
         seed: int = 0,
         shuffle: bool = True,
         device: str | torch.device = "auto",
@@ -235,11 +239,8 @@ class Trainer:
                                else torch.contiguous_format)
         self.model.to(memory_format=self._memory_format)
         self._shard = current_shard()  # this process's part of a run under torchrun
-        self._fused_reason = (why_not_fused(self.model, self.recipe) if self._shard.world == 1
-                              else f"it trains data-parallel over {self._shard.world} processes")
-        if self.step_kind == "fused" and self._fused_reason is not None:
-            raise ConfigError(f"step='fused' cannot train this run: {self._fused_reason}; "
-                              "use step='auto' or 'autograd'")
+        self._step_choice = choose_step(self.step_kind, self.model, self.recipe,
+                                        world=self._shard.world)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(params, self.recipe, self.lr)
         self.schedule: Any = None
@@ -274,6 +275,18 @@ class Trainer:
             On Ctrl-C or SIGTERM, after the finished epochs were saved; its ``history`` has
             status ``"interrupted"``.
         """
+        with sigterm_as_interrupt():
+            return _alone(self._loop(train, test, resume))
+
+    def _loop(self, train: ImageDataset, test: ImageDataset,
+              resume: bool) -> Generator[Request, torch.Tensor, History]:
+        """The epoch loop. It asks its caller for each step, ``loss = yield step, xb, yb``.
+
+        :meth:`fit` computes ``step(xb, yb)`` right away (:func:`_alone`);
+        :func:`fit_together` computes the steps of several runs' loops as one. Everything
+        else about a run (batches, schedule, EMA, divergence, evaluation, callbacks,
+        checkpoints, interrupts) happens here, once, for both.
+        """
         run, first = self._start(train, test, resume)
         history = run.history
         if first is None:
@@ -286,49 +299,48 @@ class Trainer:
                            disable=not self.progress or shard.rank != 0,
                            desc=str(history.metadata["model"]), unit="epoch", leave=False)
         try:
-            with sigterm_as_interrupt():
-                for epoch in range(first, self.epochs + 1):
-                    run.epoch = epoch
-                    step = steps()  # fused, or autograd while a callback reads gradients
-                    lr = float(self.optimizer.param_groups[0]["lr"])
-                    loss_sum = torch.zeros((), device=self.device)
-                    started = time.perf_counter()
-                    step.begin_epoch()
-                    try:
-                        for i, (xb, yb) in enumerate(iter_batches(
-                                x, y, self.batch_size, shuffle=self.shuffle, generator=self._gen)):
-                            xb, yb = shard.split(augment(xb), yb)  # this rank's rows of it
-                            loss = step(xb, yb)  # forward, backward, callbacks, update
-                            if self.schedule is not None:
-                                self.schedule.step()  # per batch
-                            if self.ema is not None:
-                                self.ema.update_parameters(self.model)
-                            loss_sum += loss * yb.shape[0]  # on the device: no sync per step
-                            run.step += 1
-                            if (i % _FINITE_CHECK_EVERY == 0
-                                    and not torch.isfinite(shard.sum(loss_sum))):
-                                break
-                    finally:
-                        step.end_epoch()  # the model holds the epoch's weights from here on
-                    loss_sum = shard.sum(loss_sum)  # over the ranks' rows: the whole set
-                    if not torch.isfinite(loss_sum):
-                        self._diverged(run, epoch)
-                        break
-                    seconds = time.perf_counter() - started  # training only
-                    record = self._evaluate_record(epoch, loss_sum.item() / len(y), seconds, lr)
-                    history.append(record)
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(run, record)
-                    self._save(run)
-                    bar.update()
-                    bar.set_postfix(loss=f"{record.train_loss:.4f}",
-                                    acc=f"{record.test_accuracy:.2%}")
-                    if run.stop_requested:
-                        history.status, history.reason = run.stop_status, run.stop_reason
-                        break
-                else:
-                    history.status = "completed"
-                    history.reason = completed_reason(self.epochs)
+            for epoch in range(first, self.epochs + 1):
+                run.epoch = epoch
+                step = steps()  # the chosen step, or autograd while a callback reads gradients
+                lr = float(self.optimizer.param_groups[0]["lr"])
+                loss_sum = torch.zeros((), device=self.device)
+                started = time.perf_counter()
+                step.begin_epoch()
+                try:
+                    for i, (xb, yb) in enumerate(iter_batches(
+                            x, y, self.batch_size, shuffle=self.shuffle, generator=self._gen)):
+                        xb, yb = shard.split(augment(xb), yb)  # this rank's rows of it
+                        loss = yield step, xb, yb  # forward, backward, callbacks, update
+                        if self.schedule is not None:
+                            self.schedule.step()  # per batch
+                        if self.ema is not None:
+                            self.ema.update_parameters(self.model)
+                        loss_sum += loss * yb.shape[0]  # on the device: no sync per step
+                        run.step += 1
+                        if (i % _FINITE_CHECK_EVERY == 0
+                                and not torch.isfinite(shard.sum(loss_sum))):
+                            break
+                finally:
+                    step.end_epoch()  # the model holds the epoch's weights from here on
+                loss_sum = shard.sum(loss_sum)  # over the ranks' rows: the whole set
+                if not torch.isfinite(loss_sum):
+                    self._diverged(run, epoch)
+                    break
+                seconds = time.perf_counter() - started  # training only
+                record = self._evaluate_record(epoch, loss_sum.item() / len(y), seconds, lr)
+                history.append(record)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(run, record)
+                self._save(run)
+                bar.update()
+                bar.set_postfix(loss=f"{record.train_loss:.4f}",
+                                acc=f"{record.test_accuracy:.2%}")
+                if run.stop_requested:
+                    history.status, history.reason = run.stop_status, run.stop_reason
+                    break
+            else:
+                history.status = "completed"
+                history.reason = completed_reason(self.epochs)
         except KeyboardInterrupt as exc:
             history.status = "interrupted"
             history.reason = f"interrupted after {history.epochs_trained} finished epochs"
@@ -389,18 +401,14 @@ class Trainer:
 
     def _steps(self, run: RunContext) -> Callable[[], Step]:
         """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
-        kind = self.step_kind
+        name = self._step_choice.name
         forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
-        forward = torch.compile(forward) if kind == "compiled" else forward
-        autograd = AutogradStep(self.model, self.optimizer, self.recipe, run, self.callbacks,
-                                forward=forward,
-                                name="compiled" if kind == "compiled" else "autograd")
-        if kind in ("autograd", "compiled") or self._fused_reason is not None:
-            return lambda: autograd
-        fused = FusedStep(self.model, self.optimizer)
-        if kind == "fused":
-            return lambda: fused
-        return lambda: autograd if any(needs_autograd(cb) for cb in self.callbacks) else fused
+        args = (self.model, self.optimizer, self.recipe, run, self.callbacks)
+        chosen = make_step(name, *args, forward=forward)
+        if name in ("autograd", "compiled"):
+            return lambda: chosen
+        autograd = make_step("autograd", *args, forward=forward)
+        return lambda: autograd if any(needs_autograd(cb) for cb in self.callbacks) else chosen
 
     def _augmenter(self, train: ImageDataset) -> Callable[[torch.Tensor], torch.Tensor]:
         """The batch's way to the step: augmentation, then channels-last for a conv model."""
@@ -508,11 +516,8 @@ class Trainer:
 
         from fmclassify import __version__
 
-        step = {"auto": "fused" if self._fused_reason is None else
-                f"autograd ({self._fused_reason})",
-                "fused": "fused", "autograd": "autograd", "compiled": "compiled"}[self.step_kind]
-        if step == "fused" and any(needs_autograd(cb) for cb in self.callbacks):
-            step = "fused (autograd in epochs where a callback reads gradients)"
+        step = self._step_choice.describe(
+            watched=any(needs_autograd(cb) for cb in self.callbacks))
         held = len(self._val_set) if self._val_set is not None else 0
         return {
             "model": _model_name(self.model),
@@ -537,6 +542,21 @@ class Trainer:
                          "torchvision": str(torchvision.__version__),
                          "python": platform.python_version()},
         }
+
+
+def _alone(loop: Generator[Request, torch.Tensor, History]) -> History:
+    """Drive one run's epoch loop to its end, computing each step it asks for right away."""
+    try:
+        step, xb, yb = next(loop)
+        while True:
+            try:
+                loss = step(xb, yb)
+            except BaseException as exc:  # raised where the loop asked: its handlers run
+                step, xb, yb = loop.throw(exc)
+            else:
+                step, xb, yb = loop.send(loss)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def _model_name(model: torch.nn.Module) -> str:
