@@ -157,3 +157,36 @@ def test_graph_step_after_a_gradient_tracer_and_on_resume(tmp_path):
     for a, b in zip(straight.trained, resumed.trained, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
         assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=1 / 64)
+
+
+# -- runs trained together ---------------------------------------------------------------------
+
+def test_runs_together_on_cuda_match_the_runs_alone():
+    """12 runs (4 learning rates x 3 seeds) as one batched model: each History within 1e-3."""
+    train, test = make_dataset(1000, seed=0), make_dataset(200, seed=1, split="test")
+    configs = [(lr, s) for lr in (0.3, 0.1, 0.03, 0.01) for s in (0, 1, 2)]
+
+    def make(lr, s):
+        return fmc.Trainer(fmc.build_model("base", num_classes=4, image_size=8, seed=s), lr=lr,
+                           epochs=3, seed=s, device="cuda", progress=False)
+
+    together = fmc.fit_together([make(lr, s) for lr, s in configs], train, test)
+    for h, (lr, s) in zip(together, configs, strict=True):
+        alone = make(lr, s).fit(train, test)
+        assert h.metadata["step"] == "together (12 runs as one batched model)"
+        for a, b in zip(h.trained, alone.trained, strict=True):
+            assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+            assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=2 / 200)
+
+
+def test_run_many_on_cuda_trains_a_sweep_together_and_a_rerun_trains_nothing(tmp_path):
+    train, test = make_dataset(512, seed=0), make_dataset(128, seed=1, split="test")
+    specs = [fmc.RunSpec("base", lr=lr, epochs=2, seed=s, batch_size=32)
+             for lr in (0.1, 0.01) for s in (0, 1)]
+    store = fmc.RunStore(tmp_path)
+    first = fmc.run_many(specs, (train, test), store=store, device="cuda")
+    assert [r.history.metadata["step"] for r in first] == [
+        "together (4 runs as one batched model)"] * 4
+    again = fmc.run_many(specs, (train, test), store=store, device="cuda",
+                         on_run=lambda r: None)
+    assert [r.history.records for r in again] == [r.history.records for r in first]

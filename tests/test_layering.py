@@ -58,7 +58,7 @@ ALLOWED = {
     "distributed": {"exceptions"},
     "__main__": {"cli"},
     "runs": {"_checks", "convergence", "exceptions", "executors", "gradients", "history",
-             "registry", "runspec", "training"},
+             "registry", "runspec", "steps", "training"},
     "experiments": {"_checks", "_io", "convergence", "data", "exceptions",
                     "executors", "gradients", "history", "runs", "_tables", "plotting"},
     "_budget": {"_checks", "exceptions"},

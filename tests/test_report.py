@@ -272,7 +272,7 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"budget": "huge"}, "unknown budget 'huge'; choose quick or full"),
+    ({"budget": "huge"}, "unknown budget 'huge'; choose auto, quick or full"),
     ({"seeds": 0}, "seeds must be an integer >= 1, got 0"),
     ({"models": ()}, "models must name at least one registered model"),
     ({"lrs": (0.1, -1)}, r"lrs must be positive learning rates, got \[0.1, -1\]"),
@@ -346,7 +346,7 @@ def test_a_budget_with_a_bad_field_fails_at_once(field, value, message):
 
 def test_budgets_are_named_and_select_the_first_training_images():
     assert Budget.named("quick") is BUDGETS["quick"]
-    with pytest.raises(ConfigError, match="unknown budget 'fast'; choose quick or full"):
+    with pytest.raises(ConfigError, match="unknown budget 'fast'; choose auto, quick or full"):
         Budget.named("fast")
     train = make_dataset(12_000, classes=10, seed=0)
     picked = BUDGETS["quick"].select(train)

@@ -57,7 +57,7 @@ from fmclassify.parameters import (
 from fmclassify.recipes import Recipe
 from fmclassify.registry import ModelSpec, build_model, list_models, register_model
 from fmclassify.runs import RunResult, RunSpec, RunStore, run_many
-from fmclassify.training import Trainer, TrainingInterrupted
+from fmclassify.training import Trainer, TrainingInterrupted, fit_together
 
 try:
     #: The installed version of fmclassify, a PEP 440 string such as ``"0.1.0"``.
@@ -110,6 +110,7 @@ __all__ = [
     "convergence_study",
     "count_parameters",
     "dask_executor",
+    "fit_together",
     "gradient_study",
     "interpret",
     "list_datasets",

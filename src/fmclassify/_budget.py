@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fmclassify._checks import check_int, check_nonnegative
+from fmclassify._checks import check_device, check_int, check_nonnegative
 from fmclassify.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -71,21 +71,28 @@ class Budget:
         check_nonnegative("threshold", self.threshold)
 
     @staticmethod
-    def named(name: str) -> Budget:
-        """The budget of :data:`BUDGETS` called ``name``.
+    def named(name: str, device: str = "auto") -> Budget:
+        """The budget of :data:`BUDGETS` called ``name``; ``"auto"`` picks one for ``device``.
+
+        ``"auto"`` is ``full`` where the runs train on a GPU (the course's protocol takes
+        about a minute there) and ``quick`` on the CPU.
 
         Raises
         ------
         ConfigError
-            For a name that is not a key of :data:`BUDGETS`.
+            For a name that is neither ``"auto"`` nor a key of :data:`BUDGETS`.
 
         Examples
         --------
         >>> Budget.named("quick").train_size
         10000
+        >>> Budget.named("auto", device="cpu").name
+        'quick'
         """
+        if name == "auto":
+            name = "full" if check_device(device).type == "cuda" else "quick"
         if name not in BUDGETS:
-            raise ConfigError(f"unknown budget {name!r}; choose {' or '.join(BUDGETS)}")
+            raise ConfigError(f"unknown budget {name!r}; choose auto, {' or '.join(BUDGETS)}")
         return BUDGETS[name]
 
     def select(self, train: ImageDataset) -> ImageDataset:

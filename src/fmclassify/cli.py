@@ -75,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="budget", action="store_const", const="quick",
                       help="every answer in about 5 minutes on 2 CPU cores: a subset, fewer "
-                           "epochs, a looser convergence rule (the default)")
+                           "epochs, a looser convergence rule (the default on a CPU)")
     mode.add_argument("--full", dest="budget", action="store_const", const="full",
                       help="the course's protocol: all images, 10 epochs, convergence up to "
-                           "600 epochs")
-    p.set_defaults(budget="quick")
+                           "600 epochs (the default on a GPU)")
+    p.set_defaults(budget="auto")
     p.add_argument("--seeds", type=int, default=3,
                    help="runs per configuration, seeds 0..N-1; tables show mean ± std "
                         "(default: 3)")
@@ -354,7 +354,8 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     lrs = _floats(args.lrs)
-    check_assignment(args.budget, args.seeds, models, lrs)  # before the data is loaded
+    check_assignment(args.budget, args.seeds, models, lrs,  # before the data is loaded
+                     device=args.device)
     _check_where(args)
     _check_sizes(args)
     data = _load(args)

@@ -104,7 +104,7 @@ class AssignmentReport:
 def run_assignment(
     out: str | os.PathLike[str],
     *,
-    budget: Literal["quick", "full"] | Budget = "quick",
+    budget: Literal["auto", "quick", "full"] | Budget = "auto",
     seeds: int = DEFAULT_SEEDS,
     dataset: str = "fashion-mnist",
     models: Sequence[str] = DEFAULT_MODELS,
@@ -122,9 +122,10 @@ def run_assignment(
     ----------
     out : path-like
         Output folder (created). Runs already finished there are reused.
-    budget : {"quick", "full"} or Budget, default "quick"
+    budget : {"auto", "quick", "full"} or Budget, default "auto"
         ``quick`` answers every question in minutes on a subset (:data:`BUDGETS`); ``full``
-        uses the course's settings.
+        uses the course's settings; ``auto`` is ``full`` when ``device`` is a GPU (where runs
+        of one model train together, :func:`~fmclassify.fit_together`), else ``quick``.
     seeds : int, default 3
         Runs per configuration (seeds 0..N-1); tables show mean ± standard deviation.
     dataset : str, default "fashion-mnist"
@@ -156,7 +157,7 @@ def run_assignment(
     ConfigError
         For an unknown budget, seeds < 1, or empty models or lrs.
     """
-    plan = check_assignment(budget, seeds, models, lrs)
+    plan = check_assignment(budget, seeds, models, lrs, device=device)
     out_dir = _claim_output_folder(Path(out))
     train, test = data if data is not None else load_dataset(dataset)
     train = plan.select(train)
@@ -360,7 +361,7 @@ def total_runs(seeds: int, models: Sequence[str], lrs: Sequence[float], *,
 
 
 def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
-                     lrs: Sequence[float]) -> Budget:
+                     lrs: Sequence[float], *, device: str = "auto") -> Budget:
     """Check :func:`run_assignment`'s arguments (before any data is loaded); return the budget.
 
     Raises
@@ -369,7 +370,7 @@ def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
         For an unknown budget or model, seeds < 1, or empty or non-positive lrs.
     """
     if isinstance(budget, str):
-        budget = Budget.named(budget)
+        budget = Budget.named(budget, device)  # "auto": full on a GPU, quick on the CPU
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     if not models:

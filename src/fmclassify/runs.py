@@ -40,11 +40,12 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from multiprocessing import Process
 from pathlib import Path
 from typing import Any, Literal
 
-from fmclassify._checks import check_choice, check_int
+from fmclassify._checks import check_choice, check_device, check_int
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.exceptions import ConfigError, DataError, RunFailedError, WorkerLostError
 from fmclassify.executors import (
@@ -61,7 +62,8 @@ from fmclassify.gradients import GradientTracer
 from fmclassify.history import History
 from fmclassify.registry import build_model
 from fmclassify.runspec import RECIPE_FIELDS, RunResult, RunSpec, RunStore
-from fmclassify.training import Trainer, check_data_fits
+from fmclassify.steps import why_not_together
+from fmclassify.training import Trainer, check_data_fits, fit_together
 
 __all__ = [
     "ON_ERROR",
@@ -281,7 +283,11 @@ def run_many(
                                  f"{result.history.reason}; the finished runs are kept")
 
     n = workers if workers is not None else local_workers(len(todo), device)
-    if executor is None and min(n, len(todo)) <= 1:
+    if executor is None and min(n, len(todo)) > 1:
+        _dispatch(executor, n, data, ref, todo, store, device, arrived)
+    elif executor is None and check_device(device).type == "cuda":
+        _train_together(todo, data, store, progress, device, arrived, on_error)
+    elif executor is None:
         for i, spec in todo.items():
             ckpt = store.checkpoint_path(spec) if store is not None else None
             if store is not None and (begun := store.load_prefix(spec)) is not None:
@@ -292,6 +298,61 @@ def run_many(
     elif todo:
         _dispatch(executor, n, data, ref, todo, store, device, arrived)
     return [done[i] for i in range(len(specs))]
+
+
+def _train_together(todo: dict[int, RunSpec], data: Data, store: RunStore | None,
+                    progress: bool, device: str, arrived: Callable[[int, RunResult], None],
+                    on_error: str) -> None:
+    """On a GPU: the runs that differ only in learning rate and seed train as one model.
+
+    Runs that :func:`~fmclassify.steps.why_not_together` refuses (a CNN, a recipe with
+    momentum) train one by one, each with the GPU's own step (a captured graph). The groups go
+    out in the order of ``todo`` (its first run's place), so a run that begins a longer one is
+    read from the store when its turn comes, as one by one.
+    """
+    groups: dict[RunSpec, list[int]] = {}
+    for i, spec in todo.items():  # the same run but for lr and seed: one group
+        groups.setdefault(replace(spec, lr=1.0, seed=0), []).append(i)
+    data = (data[0].to(check_device(device)), data[1].to(check_device(device)))  # once
+    for group in groups.values():
+        members = []
+        for i in group:
+            spec = todo[i]
+            if store is not None and (begun := store.load_prefix(spec)) is not None:
+                arrived(i, begun)  # an earlier run of this call begins it
+            else:
+                members.append(i)
+        trained = _fit_group([todo[i] for i in members], data, store, device, on_error)
+        if trained is None:  # one by one: alone, or runs that cannot train together
+            trained = [_train(todo[i], data, _checkpoint(store, todo[i]), progress, device)
+                       if on_error == "raise" else
+                       _attempt(todo[i], data, _checkpoint(store, todo[i]), progress, device)
+                       for i in members]
+        for i, result in zip(members, trained, strict=True):
+            arrived(i, result)
+
+
+def _fit_group(specs: list[RunSpec], data: Data, store: RunStore | None, device: str,
+               on_error: str) -> list[RunResult] | None:
+    """Train ``specs`` with :func:`fit_together`; None when they are fewer than two or cannot."""
+    if len(specs) < 2:
+        return None
+    made = [trainer_for(s, data, checkpoint=_checkpoint(store, s), device=device) for s in specs]
+    trainers = [t for t, _ in made]
+    if why_not_together([t.model for t in trainers], [t.recipe for t in trainers]) is not None:
+        return None
+    try:
+        histories = fit_together(trainers, *data, resume=store is not None)
+    except Exception as exc:
+        if on_error == "raise":
+            raise
+        return [_failed(s, f"{type(exc).__name__}: {exc}") for s in specs]
+    return [RunResult(s, h, tracer.to_dict() if tracer else None)
+            for s, h, (_, tracer) in zip(specs, histories, made, strict=True)]
+
+
+def _checkpoint(store: RunStore | None, spec: RunSpec) -> Path | None:
+    return store.checkpoint_path(spec) if store is not None else None
 
 
 def _stored(specs: Sequence[RunSpec], store: RunStore | None,

@@ -45,7 +45,8 @@ from fmclassify.exceptions import ConfigError
 from fmclassify.recipes import Recipe
 
 __all__ = ["FASTER", "STEPS", "AutogradStep", "FusedStep", "GraphStep", "Step", "StepChoice",
-           "choose_step", "needs_autograd", "why_not_fused", "why_not_graph"]
+           "Together", "choose_step", "needs_autograd", "why_not_fused", "why_not_graph",
+           "why_not_together"]
 
 #: The values of ``Trainer(step=...)``.
 STEPS = ("auto", "autograd", "fused", "graph", "compiled")
@@ -429,6 +430,101 @@ class GraphStep:
         self._graph = graph
         graph.replay()  # the capture only recorded the kernels
         return self._loss
+
+
+def why_not_together(models: Sequence[torch.nn.Module], recipes: Sequence[Recipe]) -> str | None:
+    """The reason these runs cannot train as one batched model, or None if they can.
+
+    Runs train together through :class:`~fmclassify._fused.FusedMLP`'s K-model engine: plain
+    MLPs of one shape, each with plain SGD at a constant rate of its own (learning rates and
+    seeds may differ).
+    """
+    if not models:
+        return "there are no runs"
+    for model, recipe in zip(models, recipes, strict=True):
+        reason = why_not_fused(model, recipe)
+        if reason is not None:
+            return reason
+    shapes = {tuple(tuple(p.shape) for p in m.parameters()) for m in models}
+    if len(shapes) > 1:
+        return "the models differ in their layer sizes"
+    if len({next(m.parameters()).device for m in models}) > 1:
+        return "the models are on different devices"
+    return None
+
+
+class Together:
+    """One step for several runs: their models trained as one batched model.
+
+    Each run's epoch loop (:meth:`fmclassify.Trainer.fit`'s) holds a :meth:`member` as its
+    step and asks its driver (:func:`fmclassify.training.fit_together`) for each batch; the
+    driver hands the batches of every run waiting on this group to :meth:`step` at once. The
+    engine is built from the models at the first step of an epoch (so a run that ended,
+    diverged or converged, drops out, and each run's learning rate is read then) and writes
+    the weights back at the epoch's end, as :class:`FusedStep` does for one run.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        One per run, accepted by :func:`why_not_together`.
+    optimizers : sequence of torch.optim.Optimizer
+        Each run's SGD; its learning rate is read at every epoch start.
+    """
+
+    name = "together"
+
+    def __init__(self, models: Sequence[torch.nn.Module],
+                 optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        self._models = list(models)
+        self._opts = list(optimizers)
+        self._engine: FusedMLP | None = None
+        self._runs: tuple[int, ...] = ()
+
+    def member(self, k: int) -> Step:
+        """The step object run ``k``'s loop holds."""
+        return _Member(self, k)
+
+    def step(self, batches: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """One step of every run in ``batches`` (run index -> its batch); their losses, in order.
+
+        The batches must have one shape: the runs share a batch size and a training set size.
+        """
+        runs = tuple(batches)
+        if self._engine is None or runs != self._runs:
+            self.write_back()
+            self._engine = FusedMLP([self._models[k] for k in runs],
+                                    [self._opts[k].param_groups[0]["lr"] for k in runs])
+            self._runs = runs
+        x = torch.stack([b[0] for b in batches.values()])  # (K, B, C, H, W)
+        y = torch.stack([b[1] for b in batches.values()])  # (K, B)
+        return list(self._engine.step(x, y).unbind())
+
+    def write_back(self) -> None:
+        """Copy the trained weights into the models, and rebuild the engine at the next step."""
+        if self._engine is not None:
+            self._engine.write_back()
+            self._engine = None
+
+
+class _Member:
+    """Run k's view of a :class:`Together`: the loop's step, computed by the group."""
+
+    name = "together"
+
+    def __init__(self, group: Together, k: int) -> None:
+        self.group, self.k = group, k
+
+    def begin_epoch(self) -> None:
+        """Make the group build its engine afresh at its next step (weights, rates)."""
+        self.group.write_back()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One run alone: a group of one."""
+        return self.group.step({self.k: (x, y)})[0]
+
+    def end_epoch(self) -> None:
+        """The models hold the epoch's weights from here on."""
+        self.group.write_back()
 
 
 def autocast(precision: str, model: torch.nn.Module, *, cache: bool = True

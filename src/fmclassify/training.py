@@ -38,6 +38,7 @@ import signal
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,10 +65,18 @@ from fmclassify.recipes import (
     make_schedule,
     split_validation,
 )
-from fmclassify.steps import STEPS, Step, choose_step, make_step, needs_autograd
+from fmclassify.steps import (
+    STEPS,
+    Step,
+    Together,
+    choose_step,
+    make_step,
+    needs_autograd,
+    why_not_together,
+)
 
 __all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
-           "check_data_fits"]
+           "check_data_fits", "fit_together"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
 
@@ -247,6 +256,7 @@ class Trainer:
         self.ema: Any = None
         self.history: History | None = None
         self._gen = torch.Generator()
+        self._member: tuple[Step, int] | None = None  # (its step, the group's size): fit_together
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -404,7 +414,11 @@ class Trainer:
         name = self._step_choice.name
         forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
         args = (self.model, self.optimizer, self.recipe, run, self.callbacks)
-        chosen = make_step(name, *args, forward=forward)
+        if self._member is not None:  # trained with others as one model (fit_together)
+            name = "together"
+            chosen = self._member[0]
+        else:
+            chosen = make_step(name, *args, forward=forward)
         if name in ("autograd", "compiled"):
             return lambda: chosen
         autograd = make_step("autograd", *args, forward=forward)
@@ -516,8 +530,11 @@ class Trainer:
 
         from fmclassify import __version__
 
-        step = self._step_choice.describe(
-            watched=any(needs_autograd(cb) for cb in self.callbacks))
+        watched = any(needs_autograd(cb) for cb in self.callbacks)
+        step = self._step_choice.describe(watched=watched)
+        if self._member is not None:
+            step = f"together ({self._member[1]} runs as one batched model)" + (
+                " (autograd in epochs where a callback reads gradients)" if watched else "")
         held = len(self._val_set) if self._val_set is not None else 0
         return {
             "model": _model_name(self.model),
@@ -542,6 +559,103 @@ class Trainer:
                          "torchvision": str(torchvision.__version__),
                          "python": platform.python_version()},
         }
+
+
+def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDataset, *,
+                 resume: bool = False) -> list[History]:
+    """Train several runs at once as one batched model; each keeps its own History.
+
+    Runs of one model shape that differ in learning rate or seed (a learning-rate sweep's,
+    Q1.2's convergence runs) cost on a GPU about what one run costs: their steps are computed
+    together (:class:`~fmclassify.steps.Together`), one batched product for all K models, while
+    everything else about each run stays its own, in its own Trainer's epoch loop: its batch
+    order, divergence (a diverged run drops out, the others go on), callbacks (a converged run
+    stops on its own), evaluation, checkpoint and resume. On the CPU each model still takes a
+    pass of its own, so a run equals, bit for bit, the same run trained by :meth:`Trainer.fit`.
+
+    Parameters
+    ----------
+    trainers : sequence of Trainer
+        Not yet fitted, on one device, with equal batch sizes, each accepted by
+        :func:`~fmclassify.steps.why_not_together` (plain MLPs, plain SGD at a constant rate).
+    train, test : ImageDataset
+        As for :meth:`Trainer.fit`; shared by every run.
+    resume : bool, default False
+        Each run continues from its own checkpoint when it has one.
+
+    Returns
+    -------
+    list of History
+        In the order of ``trainers``; each run's epoch ``seconds`` are those of the steps it
+        shared.
+
+    Raises
+    ------
+    ConfigError
+        If the runs cannot train together; the message says why.
+    TrainingInterrupted
+        On Ctrl-C or SIGTERM, after every run kept its last finished epoch.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> trainers = [fmc.Trainer(fmc.build_model("base", seed=s), lr=lr, epochs=10, seed=s)
+    ...             for lr in (0.1, 0.01) for s in (0, 1)]
+    >>> histories = fmc.fit_together(trainers, train, test)             # doctest: +SKIP
+    """
+    trainers = list(trainers)
+    reason = why_not_together([t.model for t in trainers], [t.recipe for t in trainers])
+    if reason is None and len({t.batch_size for t in trainers}) > 1:
+        reason = "the runs differ in batch size"
+    if reason is None and any(t._shard.world > 1 for t in trainers):
+        reason = "a run trains data-parallel over several processes"
+    if reason is not None:
+        raise ConfigError(f"these runs cannot train together: {reason}; train each with "
+                          "Trainer.fit")
+    group = Together([t.model for t in trainers], [t.optimizer for t in trainers])
+    for k, t in enumerate(trainers):
+        t._member = (group.member(k), len(trainers))
+    loops = [t._loop(train, test, resume) for t in trainers]
+    with sigterm_as_interrupt():
+        return _lockstep(loops, group)
+
+
+def _lockstep(loops: list[Generator[Request, torch.Tensor, History]],
+              group: Together) -> list[History]:
+    """Drive several loops a step at a time; the steps that name ``group`` are computed as one."""
+    out: dict[int, History] = {}
+    asks: dict[int, Request] = {}
+
+    def advance(k: int, ask: Callable[[], Request]) -> None:
+        try:
+            asks[k] = ask()
+        except StopIteration as done:  # the run ended: completed, converged, diverged
+            out[k] = done.value
+            asks.pop(k, None)
+
+    for k, loop in enumerate(loops):
+        advance(k, loop.__next__)
+    try:
+        while asks:
+            batches = {k: (xb, yb) for k, (step, xb, yb) in asks.items()
+                       if getattr(step, "group", None) is group}
+            losses = dict(zip(batches, group.step(batches), strict=True)) if batches else {}
+            for k, (step, xb, yb) in list(asks.items()):
+                loss = losses[k] if k in losses else step(xb, yb)  # a run on its own step
+                advance(k, partial(loops[k].send, loss))
+    except BaseException as exc:  # every run's loop handles it where it asked (checkpoints)
+        stopped = None
+        for k in list(asks):
+            try:
+                loops[k].throw(exc)
+            except TrainingInterrupted as stop:
+                out[k], stopped = stop.history, stopped or stop
+            except BaseException:
+                continue  # the same error, raised once below
+        if stopped is not None and isinstance(exc, KeyboardInterrupt):
+            raise stopped from None
+        raise
+    return [out[k] for k in range(len(loops))]
 
 
 def _alone(loop: Generator[Request, torch.Tensor, History]) -> History:

@@ -1,0 +1,119 @@
+"""fit_together: several runs' steps as one batched model, each run's loop and History its own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fmclassify as fmc
+from fmclassify.exceptions import ConfigError
+from helpers import make_dataset
+
+CONFIGS = [(0.1, 0), (0.1, 1), (0.02, 0), (0.02, 1)]  # (lr, seed)
+
+
+@pytest.fixture
+def data():
+    return make_dataset(300, seed=0), make_dataset(96, seed=1, split="test")
+
+
+def trainer(lr, seed, epochs=3, **kw):
+    model = fmc.build_model("base", num_classes=4, image_size=8, seed=seed)
+    kw.setdefault("batch_size", 32)
+    return fmc.Trainer(model, lr=lr, epochs=epochs, seed=seed, progress=False, device="cpu",
+                       **kw)
+
+
+def same_numbers(a, b):
+    assert a.status == b.status and a.epochs_trained == b.epochs_trained
+    for ra, rb in zip(a.records, b.records, strict=True):
+        assert (ra.train_loss, ra.test_loss, ra.test_accuracy) == (
+            rb.train_loss, rb.test_loss, rb.test_accuracy)
+
+
+def test_runs_together_equal_the_runs_alone_bit_for_bit_on_the_cpu(data):
+    """300 images at batch 32: a smaller last batch; each run its own seed and batch order."""
+    together = [trainer(lr, s) for lr, s in CONFIGS]
+    histories = fmc.fit_together(together, *data)
+    for t, h, (lr, s) in zip(together, histories, CONFIGS, strict=True):
+        alone = trainer(lr, s)
+        same_numbers(h, alone.fit(*data))
+        for p, q in zip(t.model.parameters(), alone.model.parameters(), strict=True):
+            assert torch.equal(p, q)
+        assert h.metadata["step"] == "together (4 runs as one batched model)"
+        assert h.metadata["lr"] == lr and h.metadata["seed"] == s
+
+
+def test_a_diverged_run_drops_out_and_the_others_go_on(data):
+    configs = [(1e4, 0), *CONFIGS[:2]]
+    histories = fmc.fit_together([trainer(lr, s) for lr, s in configs], *data)
+    assert histories[0].status == "diverged" and histories[0].diverged_epoch == 1
+    for h, (lr, s) in zip(histories[1:], configs[1:], strict=True):
+        assert h.status == "completed"
+        same_numbers(h, trainer(lr, s).fit(*data))
+
+
+def test_each_run_stops_on_its_own_callbacks(data):
+    def make(lr, s):
+        return trainer(lr, s, epochs=12, callbacks=[fmc.ConvergenceDetector(threshold=0.05,
+                                                                            patience=1)])
+
+    histories = fmc.fit_together([make(lr, s) for lr, s in CONFIGS], *data)
+    alone = [make(lr, s).fit(*data) for lr, s in CONFIGS]
+    for h, a in zip(histories, alone, strict=True):
+        same_numbers(h, a)
+    assert {h.status for h in histories} == {"converged"}
+
+
+def test_a_gradient_tracer_trains_its_run_alone_while_it_records(data):
+    def make(lr, s):
+        return trainer(lr, s, callbacks=[fmc.GradientTracer(steps=12)] if s == 0 else [])
+
+    histories = fmc.fit_together([make(lr, s) for lr, s in CONFIGS], *data)
+    for h, (lr, s) in zip(histories, CONFIGS, strict=True):
+        same_numbers(h, make(lr, s).fit(*data))
+    assert histories[0].metadata["step"].endswith("(autograd in epochs where a callback reads "
+                                                  "gradients)")
+
+
+def test_each_run_resumes_from_its_own_checkpoint(data, tmp_path):
+    def make(lr, s, epochs):
+        return trainer(lr, s, epochs=epochs, checkpoint=tmp_path / f"{lr}-{s}.pt")
+
+    fmc.fit_together([make(lr, s, 2) for lr, s in CONFIGS], *data)
+    resumed = fmc.fit_together([make(lr, s, 4) for lr, s in CONFIGS], *data, resume=True)
+    for h, (lr, s) in zip(resumed, CONFIGS, strict=True):
+        same_numbers(h, trainer(lr, s, epochs=4).fit(*data))
+
+
+def test_an_interrupt_keeps_every_run_at_its_last_finished_epoch(data, tmp_path):
+    class Interrupt(fmc.CallbackBase):
+        needs_gradients = False
+
+        def on_epoch_end(self, run, record):
+            if record.epoch == 2:
+                raise KeyboardInterrupt
+
+    trainers = [trainer(lr, s, epochs=4, checkpoint=tmp_path / f"{lr}-{s}.pt",
+                        callbacks=[Interrupt()] if s == 1 else []) for lr, s in CONFIGS]
+    with pytest.raises(fmc.TrainingInterrupted) as stop:
+        fmc.fit_together(trainers, *data)
+    assert stop.value.history.status == "interrupted"
+    assert all((tmp_path / f"{lr}-{s}.pt").exists() for lr, s in CONFIGS)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"momentum": 0.9}, "the recipe is not plain SGD at a constant rate"),
+    ({"batch_size": 16}, "the runs differ in batch size"),
+])
+def test_runs_that_cannot_train_together_are_refused_before_training(kwargs, message):
+    runs = [trainer(0.1, 0), trainer(0.1, 1, **kwargs)]
+    with pytest.raises(ConfigError, match=f"these runs cannot train together: {message}; "
+                                          "train each with Trainer.fit"):
+        fmc.fit_together(runs, make_dataset(64), make_dataset(32, seed=1, split="test"))
+
+
+def test_a_conv_model_is_refused():
+    deeper = fmc.Trainer(fmc.build_model("deeper"), lr=0.1, epochs=1, device="cpu")
+    with pytest.raises(ConfigError, match="these runs cannot train together: has Conv2d"):
+        fmc.fit_together([deeper], make_dataset(8, size=28), make_dataset(8, seed=1, size=28))
