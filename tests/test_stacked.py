@@ -15,13 +15,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.helpers import make_dataset
 from torch import nn
 
 import fmclassify as fmc
 from fmclassify._stacked import StackedModels
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.recipes import Recipe
+from helpers import make_dataset
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 CLASSES, SIZE, BATCH = 4, 8, 16
@@ -319,3 +319,7 @@ def test_bad_arguments_are_named():
         engine.step(x, y.int())
     with pytest.raises(ConfigError, match=r"k must be a run index in range\(2\)"):
         engine.set_active(2, False)
+    with pytest.raises(ConfigError, match="label_smoothing must be in"):
+        StackedModels(mlps(2), [0.1, 0.1], label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="momentum must be >= 0 and < 1"):
+        StackedModels(mlps(2), [0.1, 0.1], nesterov=True)

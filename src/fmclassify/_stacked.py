@@ -184,19 +184,10 @@ class StackedModels:
         if len(lrs) != k or len(wds) != k:
             raise ConfigError(f"got {k} models, {len(lrs)} lrs and {len(wds)} weight_decays; "
                               "pass one of each per model")
-        self._momentum = check_nonnegative("momentum", momentum)
-        if self._momentum >= 1 or (nesterov and self._momentum == 0):
-            raise ConfigError(f"momentum must be >= 0 and < 1 (> 0 with nesterov), got "
-                              f"{momentum!r} with nesterov={nesterov!r}")
-        self._nesterov = bool(nesterov)
+        lr_values = [check_lr(v, f"lrs[{i}]") for i, v in enumerate(lrs)]
+        wd_values = [check_nonnegative(f"weight_decays[{i}]", w) for i, w in enumerate(wds)]
+        mom = _check_options(momentum, nesterov, label_smoothing, clip_grad_norm, precision)
         self._smoothing = float(label_smoothing)
-        if not 0 <= self._smoothing < 1:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-        if clip_grad_norm is not None and not clip_grad_norm > 0:
-            raise ConfigError(f"clip_grad_norm must be None or > 0, got {clip_grad_norm!r}")
-        self._clip = clip_grad_norm
-        if precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self._precision = precision
         first = self._models[0]
         self.device = next(first.parameters()).device
@@ -205,13 +196,8 @@ class StackedModels:
         self._eval_tmpl = copy.deepcopy(self._train_tmpl).eval()
         self._params = _stack_and_bind([dict(m.named_parameters()) for m in self._models])
         self._buffers = _stack_and_bind([dict(m.named_buffers()) for m in self._models])
-        self._mom_bufs = ({n: torch.zeros_like(p) for n, p in self._params.items()}
-                          if self._momentum else {})
-        self._has_momentum = [False] * k  # per run: has it stepped since its buffer was empty
-        self._wd_host = [check_nonnegative(f"weight_decays[{i}]", w) for i, w in enumerate(wds)]
-        self._wd = torch.tensor(self._wd_host, device=self.device)  # (K,)
-        self._lr = torch.empty(k, device=self.device)  # (K,), overwritten in place
-        self.set_lrs(lrs)
+        self._sgd = _StackedSGD(self._params, lr_values, wd_values, momentum=mom,
+                                nesterov=bool(nesterov), clip_grad_norm=clip_grad_norm)
         self._active = [True] * k
         self._mask = torch.ones(k, dtype=torch.bool, device=self.device)  # (K,) active runs
         # vmap over the runs: params, buffers, x and y carry the run axis first.
@@ -233,12 +219,12 @@ class StackedModels:
     @property
     def lrs(self) -> tuple[float, ...]:
         """Each run's current learning rate (reads the device: not for the step loop)."""
-        return tuple(self._lr.tolist())
+        return self._sgd.lrs
 
     @property
     def weight_decays(self) -> tuple[float, ...]:
         """Each run's L2 penalty."""
-        return tuple(self._wd_host)
+        return self._sgd.weight_decays
 
     def set_lrs(self, lrs: Sequence[float] | Tensor) -> None:
         """Set each run's learning rate for the following steps (a schedule calls it per step).
@@ -254,19 +240,7 @@ class StackedModels:
         ConfigError
             If there are not K values, or a float is not finite and > 0.
         """
-        if isinstance(lrs, Tensor):
-            if lrs.shape != (self.num_models,):
-                raise ConfigError(f"lrs must have shape ({self.num_models},), got "
-                                  f"{tuple(lrs.shape)}")
-            self._lr.copy_(lrs, non_blocking=True)
-            return
-        values = [check_lr(v, f"lrs[{i}]") for i, v in enumerate(lrs)]
-        if len(values) != self.num_models:
-            raise ConfigError(f"got {len(values)} lrs for {self.num_models} models; pass one "
-                              "per model")
-        # Pageable host memory: CUDA copies it to a staging buffer before returning, so the
-        # temporary may go at once, and the GPU's queue is not drained (a blocking copy would).
-        self._lr.copy_(torch.tensor(values, dtype=self._lr.dtype), non_blocking=True)
+        self._sgd.set_lrs(lrs)
 
     def set_active(self, k: int, active: bool) -> None:
         """Resume (``True``) or freeze (``False``) training of run ``k``.
@@ -316,17 +290,11 @@ class StackedModels:
         buffers = self._buffers if every else {n: b.clone() for n, b in self._buffers.items()}
         grads, loss = self._grad[dims](self._params, buffers, x, y)  # (K, *shape) each, (K,)
         with torch.no_grad():
-            if self._clip is not None:
-                grads = self._clipped(grads)
-            for name, p in self._params.items():
-                self._update(name, p, grads[name], every)
+            self._sgd.update(grads, self._active, self._mask)
             if not every:
                 for name, b in self._buffers.items():
                     b.copy_(torch.where(_rows(self._mask, b), buffers[name], b))
                 loss = torch.where(self._mask, loss, math.nan)
-        if self._momentum:
-            self._has_momentum = [h or a for h, a in zip(self._has_momentum, self._active,
-                                                         strict=True)]
         return loss.detach().float()
 
     @torch.no_grad()
@@ -341,7 +309,8 @@ class StackedModels:
                 out: Tensor = functional_call(self._eval_tmpl, (params, buffers), (x,))
             return out.float()
 
-        return vmap(forward)(self._params, self._buffers)  # type: ignore[no-any-return]
+        out: Tensor = vmap(forward)(self._params, self._buffers)  # (K, B, classes)
+        return out
 
     def write_back(self) -> None:
         """Nothing to copy: the models' parameters and buffers are views of the stacks.
@@ -367,9 +336,7 @@ class StackedModels:
             If ``k`` is not in ``range(K)``.
         """
         self._check_index(k)
-        if not self._has_momentum[k]:
-            return [None] * len(self._params)
-        return [b[k].clone() for b in self._mom_bufs.values()]
+        return self._sgd.momentum_state(k)
 
     def load_momentum(self, k: int, buffers: Sequence[Tensor | None]) -> None:
         """Set run ``k``'s momentum buffers, in ``models[k].parameters()`` order (a resume).
@@ -385,24 +352,7 @@ class StackedModels:
             are ``None`` and others not.
         """
         self._check_index(k)
-        buffers = list(buffers)
-        if len(buffers) != len(self._params):
-            raise ConfigError(f"got {len(buffers)} momentum buffers for {len(self._params)} "
-                              "parameters; pass one per parameter, in parameters() order")
-        missing = [b is None for b in buffers]
-        if any(missing) and not all(missing):
-            raise ConfigError("some momentum buffers are None and others not; pass all or none")
-        if not self._momentum:
-            if not all(missing):
-                raise ConfigError("momentum buffers given to an engine without momentum")
-            return
-        with torch.no_grad():
-            for (name, stack), buf in zip(self._mom_bufs.items(), buffers, strict=True):
-                if buf is not None and buf.shape != stack.shape[1:]:
-                    raise ConfigError(f"momentum buffer for {name} has shape "
-                                      f"{tuple(buf.shape)}, expected {tuple(stack.shape[1:])}")
-                stack[k].copy_(buf if buf is not None else torch.zeros_like(stack[k]))
-        self._has_momentum[k] = not all(missing)
+        self._sgd.load_momentum(k, buffers)
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -416,29 +366,6 @@ class StackedModels:
     def _autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self._precision == "bf16")
-
-    def _clipped(self, grads: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Each run's gradients scaled to at most ``clip_grad_norm`` in global L2 norm."""
-        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()], 1)  # (K, P)
-        coef = (self._clip / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)  # (K,), as torch
-        return {n: g * _rows(coef, g) for n, g in grads.items()}
-
-    def _update(self, name: str, p: Tensor, g: Tensor, every: bool) -> None:
-        """torch.optim.SGD's update of one stacked parameter, per run's lr and decay."""
-        if any(self._wd_host):
-            g = torch.addcmul(g, p, _rows(self._wd, p))  # g + wd_k p
-        if self._momentum:
-            b = self._mom_bufs[name]
-            new_b = b * self._momentum + g  # b = g at the first step: b starts at 0
-            if every:
-                b.copy_(new_b)
-            else:
-                b.copy_(torch.where(_rows(self._mask, b), new_b, b))
-            g = g + self._momentum * new_b if self._nesterov else new_b
-        if every:
-            p.addcmul_(g, _rows(self._lr, p), value=-1)  # p - lr_k g
-        else:
-            p.copy_(torch.where(_rows(self._mask, p), p - _rows(self._lr, p) * g, p))
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -459,6 +386,130 @@ class StackedModels:
     def _check_index(self, k: int) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_models:
             raise ConfigError(f"k must be a run index in range({self.num_models}), got {k!r}")
+
+
+class _StackedSGD:
+    """torch.optim.SGD over stacked (K, *shape) parameters, each run with its rate and decay.
+
+    The rates and decays are (K,) device tensors broadcast over each parameter's dimensions;
+    the momentum buffers are stacks like the parameters, zero until a run's first step (then
+    ``momentum * 0 + g`` is ``g`` exactly, torch's first buffer). ``update`` changes only the
+    runs a (K,) mask selects.
+    """
+
+    def __init__(self, params: dict[str, Tensor], lrs: list[float], wds: list[float], *,
+                 momentum: float, nesterov: bool, clip_grad_norm: float | None) -> None:
+        self._params, self._momentum, self._nesterov = params, momentum, nesterov
+        self._clip = clip_grad_norm
+        device = next(iter(params.values())).device
+        self._bufs = {n: torch.zeros_like(p) for n, p in params.items()} if momentum else {}
+        self._has_momentum = [False] * len(lrs)  # per run: stepped since its buffer was empty
+        self._wd_host = wds
+        self._wd = torch.tensor(wds, device=device)  # (K,)
+        self._lr = torch.empty(len(lrs), device=device)  # (K,), overwritten in place
+        self.set_lrs(lrs)
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        return tuple(self._lr.tolist())
+
+    @property
+    def weight_decays(self) -> tuple[float, ...]:
+        return tuple(self._wd_host)
+
+    def set_lrs(self, lrs: Sequence[float] | Tensor) -> None:
+        """Overwrite the (K,) rates in place (see StackedModels.set_lrs)."""
+        k = len(self._lr)
+        if isinstance(lrs, Tensor):
+            if lrs.shape != (k,):
+                raise ConfigError(f"lrs must have shape ({k},), got {tuple(lrs.shape)}")
+            self._lr.copy_(lrs, non_blocking=True)
+            return
+        values = [check_lr(v, f"lrs[{i}]") for i, v in enumerate(lrs)]
+        if len(values) != k:
+            raise ConfigError(f"got {len(values)} lrs for {k} models; pass one per model")
+        # Pageable host memory: CUDA copies it to a staging buffer before returning, so the
+        # temporary may go at once, and the GPU's queue is not drained (a blocking copy would).
+        self._lr.copy_(torch.tensor(values, dtype=self._lr.dtype), non_blocking=True)
+
+    def update(self, grads: dict[str, Tensor], active: list[bool], mask: Tensor) -> None:
+        """One step of the runs ``mask`` (K,) selects; ``active`` is the same on the host."""
+        every = all(active)
+        if self._clip is not None:
+            grads = _clipped(grads, self._clip)
+        for name, p in self._params.items():
+            self._update(name, p, grads[name], None if every else mask)
+        if self._momentum:
+            self._has_momentum = [h or a for h, a in zip(self._has_momentum, active,
+                                                         strict=True)]
+
+    def momentum_state(self, k: int) -> list[Tensor | None]:
+        """Run ``k``'s buffers as copies, None before its first step (see StackedModels)."""
+        if not self._has_momentum[k]:
+            return [None] * len(self._params)
+        return [b[k].clone() for b in self._bufs.values()]
+
+    def load_momentum(self, k: int, buffers: Sequence[Tensor | None]) -> None:
+        """Set run ``k``'s buffers (see StackedModels.load_momentum)."""
+        buffers = list(buffers)
+        if len(buffers) != len(self._params):
+            raise ConfigError(f"got {len(buffers)} momentum buffers for {len(self._params)} "
+                              "parameters; pass one per parameter, in parameters() order")
+        missing = [b is None for b in buffers]
+        if any(missing) and not all(missing):
+            raise ConfigError("some momentum buffers are None and others not; pass all or none")
+        if not self._momentum:
+            if not all(missing):
+                raise ConfigError("momentum buffers given to an engine without momentum")
+            return
+        with torch.no_grad():
+            for (name, stack), buf in zip(self._bufs.items(), buffers, strict=True):
+                if buf is not None and buf.shape != stack.shape[1:]:
+                    raise ConfigError(f"momentum buffer for {name} has shape "
+                                      f"{tuple(buf.shape)}, expected {tuple(stack.shape[1:])}")
+                stack[k].copy_(buf if buf is not None else torch.zeros_like(stack[k]))
+        self._has_momentum[k] = not all(missing)
+
+    def _update(self, name: str, p: Tensor, g: Tensor, mask: Tensor | None) -> None:
+        """torch.optim.SGD's update of one stacked parameter; only rows ``mask`` selects."""
+        if any(self._wd_host):
+            g = torch.addcmul(g, p, _rows(self._wd, p))  # g + wd_k p
+        if self._momentum:
+            b = self._bufs[name]
+            new_b = b * self._momentum + g  # b = g at the first step: b starts at 0
+            b.copy_(new_b if mask is None else torch.where(_rows(mask, b), new_b, b))
+            g = g + self._momentum * new_b if self._nesterov else new_b
+        if mask is None:
+            p.addcmul_(g, _rows(self._lr, p), value=-1)  # p - lr_k g
+        else:
+            p.copy_(torch.where(_rows(mask, p), p - _rows(self._lr, p) * g, p))
+
+
+def _check_options(momentum: float, nesterov: bool, label_smoothing: float,
+                   clip_grad_norm: float | None, precision: str) -> float:
+    """The momentum as a float; ConfigError naming any option out of range."""
+    mom = check_nonnegative("momentum", momentum)
+    if mom >= 1 or (nesterov and mom == 0):
+        raise ConfigError(f"momentum must be >= 0 and < 1 (> 0 with nesterov), got "
+                          f"{momentum!r} with nesterov={nesterov!r}")
+    if not 0 <= label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ConfigError(f"clip_grad_norm must be None or > 0, got {clip_grad_norm!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    return mom
+
+
+def _clipped(grads: dict[str, Tensor], max_norm: float) -> dict[str, Tensor]:
+    """Each run's gradients scaled to at most ``max_norm`` in global L2 norm.
+
+    As ``torch.nn.utils.clip_grad_norm_`` scales one run's: by ``min(1, max_norm / (norm +
+    1e-6))``, where ``norm`` is the L2 norm of the per-parameter norms.
+    """
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()], 1)  # (K, P)
+    coef = (max_norm / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)  # (K,)
+    return {n: g * _rows(coef, g) for n, g in grads.items()}
 
 
 def _rows(v: Tensor, like: Tensor) -> Tensor:
