@@ -434,14 +434,45 @@ class _StackedSGD:
 
     def update(self, grads: dict[str, Tensor], active: list[bool], mask: Tensor) -> None:
         """One step of the runs ``mask`` (K,) selects; ``active`` is the same on the host."""
-        every = all(active)
         if self._clip is not None:
             grads = _clipped(grads, self._clip)
-        for name, p in self._params.items():
-            self._update(name, p, grads[name], None if every else mask)
+        if all(active):
+            self._update_all(list(grads.values()))
+        else:
+            for name, p in self._params.items():
+                self._update_masked(name, p, grads[name], mask)
         if self._momentum:
             self._has_momentum = [h or a for h, a in zip(self._has_momentum, active,
                                                          strict=True)]
+
+    def _update_all(self, grads: list[Tensor]) -> None:
+        """Every run steps: in place, in torch.optim.SGD's own order of operations.
+
+        ``torch._foreach_*`` (what torch.optim uses on CUDA) updates all parameters in a few
+        kernel launches where it can; its results equal the per-tensor ops'.
+        """
+        params = list(self._params.values())
+        if any(self._wd_host):
+            grads = torch._foreach_addcmul(grads, params, [_rows(self._wd, p) for p in params])
+        if self._momentum:
+            bufs = list(self._bufs.values())
+            torch._foreach_mul_(bufs, self._momentum)
+            torch._foreach_add_(bufs, grads)  # b = g at the first step: b starts at 0
+            grads = (torch._foreach_add(grads, bufs, alpha=self._momentum) if self._nesterov
+                     else bufs)
+        torch._foreach_addcmul_(params, grads, [_rows(self._lr, p) for p in params],
+                                value=-1)  # p - lr_k g
+
+    def _update_masked(self, name: str, p: Tensor, g: Tensor, mask: Tensor) -> None:
+        """The same update of one stacked parameter, kept only in the rows ``mask`` selects."""
+        if any(self._wd_host):
+            g = torch.addcmul(g, p, _rows(self._wd, p))  # g + wd_k p
+        if self._momentum:
+            b = self._bufs[name]
+            new_b = b * self._momentum + g
+            b.copy_(torch.where(_rows(mask, b), new_b, b))
+            g = g + self._momentum * new_b if self._nesterov else new_b
+        p.copy_(torch.where(_rows(mask, p), p - _rows(self._lr, p) * g, p))
 
     def momentum_state(self, k: int) -> list[Tensor | None]:
         """Run ``k``'s buffers as copies, None before its first step (see StackedModels)."""
@@ -462,27 +493,14 @@ class _StackedSGD:
             if not all(missing):
                 raise ConfigError("momentum buffers given to an engine without momentum")
             return
+        for (name, stack), buf in zip(self._bufs.items(), buffers, strict=True):
+            if buf is not None and buf.shape != stack.shape[1:]:  # all checked before a copy
+                raise ConfigError(f"momentum buffer for {name} has shape {tuple(buf.shape)}, "
+                                  f"expected {tuple(stack.shape[1:])}")
         with torch.no_grad():
-            for (name, stack), buf in zip(self._bufs.items(), buffers, strict=True):
-                if buf is not None and buf.shape != stack.shape[1:]:
-                    raise ConfigError(f"momentum buffer for {name} has shape "
-                                      f"{tuple(buf.shape)}, expected {tuple(stack.shape[1:])}")
+            for stack, buf in zip(self._bufs.values(), buffers, strict=True):
                 stack[k].copy_(buf if buf is not None else torch.zeros_like(stack[k]))
         self._has_momentum[k] = not all(missing)
-
-    def _update(self, name: str, p: Tensor, g: Tensor, mask: Tensor | None) -> None:
-        """torch.optim.SGD's update of one stacked parameter; only rows ``mask`` selects."""
-        if any(self._wd_host):
-            g = torch.addcmul(g, p, _rows(self._wd, p))  # g + wd_k p
-        if self._momentum:
-            b = self._bufs[name]
-            new_b = b * self._momentum + g  # b = g at the first step: b starts at 0
-            b.copy_(new_b if mask is None else torch.where(_rows(mask, b), new_b, b))
-            g = g + self._momentum * new_b if self._nesterov else new_b
-        if mask is None:
-            p.addcmul_(g, _rows(self._lr, p), value=-1)  # p - lr_k g
-        else:
-            p.copy_(torch.where(_rows(mask, p), p - _rows(self._lr, p) * g, p))
 
 
 def _check_options(momentum: float, nesterov: bool, label_smoothing: float,
