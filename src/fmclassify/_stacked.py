@@ -587,11 +587,11 @@ def _one_model_reason(models: list[nn.Module]) -> str | None:
         return "no parameters"
     if len(list(m.named_parameters(remove_duplicate=False))) != len(params):
         return "shares a parameter between layers (tied weights)"
-    if any(not p.requires_grad for p in params):
-        return "frozen parameters (requires_grad=False)"
     if any(not p.is_floating_point() for p in params):
         return "parameters that are not floating point"
     for model in models:
+        if any(not p.requires_grad for p in model.parameters()):
+            return "frozen parameters (requires_grad=False)"
         for mod in model.modules():
             if mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks \
                     or mod._backward_pre_hooks:
