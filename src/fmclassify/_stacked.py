@@ -288,6 +288,8 @@ class StackedModels:
         # Inactive runs' buffers (batch-norm statistics) must not move: update copies, then
         # keep the active rows. With every run active the step updates the stacks in place.
         buffers = self._buffers if every else {n: b.clone() for n, b in self._buffers.items()}
+        grads: dict[str, Tensor]
+        loss: Tensor
         grads, loss = self._grad[dims](self._params, buffers, x, y)  # (K, *shape) each, (K,)
         with torch.no_grad():
             self._sgd.update(grads, self._active, self._mask)
@@ -453,13 +455,14 @@ class _StackedSGD:
         """
         params = list(self._params.values())
         if any(self._wd_host):
-            grads = torch._foreach_addcmul(grads, params, [_rows(self._wd, p) for p in params])
+            grads = list(torch._foreach_addcmul(grads, params,
+                                                [_rows(self._wd, p) for p in params]))
         if self._momentum:
             bufs = list(self._bufs.values())
             torch._foreach_mul_(bufs, self._momentum)
             torch._foreach_add_(bufs, grads)  # b = g at the first step: b starts at 0
-            grads = (torch._foreach_add(grads, bufs, alpha=self._momentum) if self._nesterov
-                     else bufs)
+            grads = (list(torch._foreach_add(grads, bufs, alpha=self._momentum))
+                     if self._nesterov else bufs)
         torch._foreach_addcmul_(params, grads, [_rows(self._lr, p) for p in params],
                                 value=-1)  # p - lr_k g
 
