@@ -166,9 +166,10 @@ def test_a_shared_batch_and_a_learning_rate_schedule(make):
     assert engine.lrs == pytest.approx([0.01, 0.005])
 
 
-def test_a_diverging_run_goes_non_finite_and_the_others_stay_equal_to_their_twins():
+@pytest.mark.parametrize("make", [mlps, convs], ids=["base-mlp", "conv-batchnorm"])
+def test_a_diverging_run_goes_non_finite_and_the_others_stay_equal_to_their_twins(make):
     lrs = [0.1, 1e5, 0.05]
-    models = mlps(3)
+    models = make(3)
     twins, engine = Twins(models, lrs, momentum=0.9), StackedModels(models, lrs, momentum=0.9)
     losses = []
     for x, y in batches(25, 3):
