@@ -27,7 +27,7 @@ ALLOWED = {
     "_tables": set(),
     "_profile": {"exceptions"},
     "history": {"_io", "_tables", "plotting"},  # plotting lazily, from History.plot
-    "_figures": set(),
+    "_figures": {"_notebook"},
     "_inside_plots": {"_figures", "exceptions"},
     "plotting": {"_figures", "_inside_plots", "exceptions"},
     "callbacks": {"history"},
@@ -67,7 +67,7 @@ ALLOWED = {
     "_observations": {"history"},
     "_sections": {"_budget", "_course", "_observations", "_report_doc", "_tables"},
     "_sections_more": {"_budget", "_observations", "_report_doc", "_sections", "_tables",
-                       "experiments"},
+                       "experiments", "plotting"},
     "report": {"_budget", "_io", "_sections", "_sections_more", "convergence", "data",
                "exceptions", "experiments", "gradients", "interpret", "parameters", "registry",
                "runs"},

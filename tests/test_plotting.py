@@ -263,3 +263,43 @@ def test_plot_history_draws_the_validation_split() -> None:
     assert xdata(fig, 0, 2) == [1, 2, 3] and ydata(fig, 0, 2) == pytest.approx([0.9, 0.45, 0.3])
     assert ydata(fig, 1, 1) == pytest.approx([65.0, 75.0, 80.0])
     assert fig.axes[1].get_ylabel() == "accuracy (%)"
+
+
+def test_a_hundred_figures_made_in_a_loop_do_not_stay_in_memory() -> None:
+    """Agg and a script: nothing shown, nothing held (not by pyplot, not by the library)."""
+    import gc
+    import weakref
+
+    assert matplotlib.get_backend().lower() == "agg"
+    before = plt.get_fignums()
+    refs = [weakref.ref(plot_history(make_history())) for _ in range(100)]
+    gc.collect()
+    assert sum(ref() is not None for ref in refs) == 0
+    assert plt.get_fignums() == before
+
+
+def test_figures_outside_a_kernel_are_never_held_for_a_cell() -> None:
+    from fmclassify import _notebook
+
+    plot_history(make_history())
+    assert _notebook._CELL_END.pending == [] and _notebook._CELL_END.shell is None
+
+
+def test_figure_grid_pastes_the_figures_two_a_row_at_their_own_size() -> None:
+    from matplotlib.image import imread
+
+    from fmclassify.plotting import FigureGrid, new_figure, unshown
+
+    with unshown():
+        grid = FigureGrid(a=new_figure(figsize=(2.0, 1.0), layout=None),
+                          b=new_figure(figsize=(3.0, 1.0), layout=None),
+                          c=new_figure(figsize=(2.0, 2.0), layout=None),
+                          empty=new_figure(figsize=(9.0, 9.0)))
+    assert grid.to_png() is None  # as a Figure: no picture of figures without axes
+    for name in "abc":
+        grid[name].add_axes((0.0, 0.0, 1.0, 1.0)).set_axis_off()  # fill the figure: no crop
+    picture = imread(io.BytesIO(grid._repr_png_()), format="png")
+    pad = round(2 * 0.1 * 72)  # bbox_inches="tight" pads 0.1 inch, as the inline backend
+    assert picture.shape[:2] == (2 * (2 * 72 + pad), 2 * (3 * 72 + pad))  # 2 rows, 2 columns
+    assert grid["a"].get_size_inches().tolist() == [2.0, 1.0]  # figures are left as they were
+    assert list(grid) == ["a", "b", "c", "empty"] and isinstance(grid, dict)

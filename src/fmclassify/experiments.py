@@ -28,7 +28,7 @@ import statistics
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fmclassify._checks import check_lr, check_seeds, check_values
 from fmclassify._io import atomic_write_bytes, dumps_json
@@ -49,6 +49,9 @@ from fmclassify.runs import (
     data_id,
     run_many,
 )
+
+if TYPE_CHECKING:  # plotting (matplotlib) is imported lazily, only to draw
+    from fmclassify.plotting import FigureGrid
 
 __all__ = [
     "ExperimentResult",
@@ -146,7 +149,7 @@ class ExperimentResult:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
-    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> dict[str, Any]:
+    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> FigureGrid:
         """Figures, by name: one per run, comparisons, gradient traces and flows.
 
         Parameters
@@ -161,7 +164,11 @@ class ExperimentResult:
 
         Returns
         -------
-        dict of str to matplotlib.figure.Figure
+        fmclassify.plotting.FigureGrid
+            A dict of name to :class:`matplotlib.figure.Figure` (index it as before:
+            ``result.plot()["comparison-test_accuracy"]``) that a notebook shows as one
+            picture, the figures two a row, once, when the cell ends. A dict rather than one
+            figure of subplots, so that each figure stays whole, to save or to place.
         """
         from fmclassify import plotting
 
@@ -169,19 +176,20 @@ class ExperimentResult:
         if unknown:
             raise ConfigError(f"unknown figure kind {unknown[0]!r}; choose from "
                               f"{', '.join(PLOT_KINDS)}")
-        figures: dict[str, Any] = {}
+        figures = plotting.FigureGrid()
         shown = [r for r in self.runs if r.history.records]
-        for run in shown if "run" in kinds else ():
-            figures[f"run-{run.spec.key}"] = plotting.plot_history(
-                run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
-        if "comparison" in kinds and len(shown) > 1:
-            labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
-            for metric in ("test_accuracy", "train_loss", "test_loss"):
-                figures[f"comparison-{metric}"] = plotting.plot_comparison(
-                    [r.history for r in shown], metric=metric, labels=labels)
-        for run in self.runs:
-            figures.update(_gradient_figures(run, kinds))
-        return figures
+        with plotting.unshown():  # the grid shows in a notebook, not each figure in it
+            for run in shown if "run" in kinds else ():
+                figures[f"run-{run.spec.key}"] = plotting.plot_history(
+                    run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
+            if "comparison" in kinds and len(shown) > 1:
+                labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
+                for metric in ("test_accuracy", "train_loss", "test_loss"):
+                    figures[f"comparison-{metric}"] = plotting.plot_comparison(
+                        [r.history for r in shown], metric=metric, labels=labels)
+            for run in self.runs:
+                figures.update(_gradient_figures(run, kinds))
+        return figures.show_when_the_cell_ends()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: kind, table, and every run."""
