@@ -159,6 +159,7 @@ def test_figures_show_as_pictures(executed, name):
     nb, _, at = executed
     data = result(nb, at[name])
     assert "image/png" in data, f"{name} showed {data.get('text/plain')!r}, not a picture"
+    assert len(pictures(nb, at[name])) == 1  # the cell's value is not shown again at its end
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -232,6 +233,7 @@ SHOWN = {
     "unshown": "with fmc.plotting.unshown():\n    quiet = history.plot()",
     "plt.show": "import matplotlib.pyplot as plt\nfig = history.plot()\nplt.show()",
     "last value": "history.plot()",
+    "display": "from IPython.display import display\nfig = history.plot()\ndisplay(fig)",
     "mixed": "own, ax = plt.subplots()\nax.plot([0, 1])\nours = tracer.plot()\nplt.show()",
     "agg": "%matplotlib agg\nfig = history.plot()\nown, ax = plt.subplots()",
 }
@@ -249,7 +251,7 @@ def pictures(nb: Any, index: int) -> list[Any]:
 
 @pytest.mark.parametrize(("name", "count"), [
     ("one", 1), ("two", 2), ("sweep", 1), ("sweep last", 1), ("interpret", 1), ("unshown", 0),
-    ("plt.show", 1), ("last value", 1), ("mixed", 2), ("agg", 0)])
+    ("plt.show", 1), ("last value", 1), ("display", 1), ("mixed", 2), ("agg", 0)])
 def test_each_figure_a_cell_makes_shows_once(shown, name, count):
     nb, at = shown
     found = pictures(nb, at[name])

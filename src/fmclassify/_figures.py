@@ -12,8 +12,9 @@ as a picture, when the cell ends, wherever it was made and whatever the cell ret
   hundreds of figures never pile up in pyplot's figure manager.
 * In a kernel, :func:`new_figure` hands it to :func:`fmclassify._notebook.show_at_cell_end`,
   which displays it when the cell ends (IPython's ``post_run_cell`` event), unless it is the
-  cell's own displayed value, which IPython has already shown. Then it is dropped: it lives no
-  longer than a pyplot figure that the inline backend shows and closes.
+  cell's own displayed value or was shown by ``display(fig)`` during the cell (IPython asks its
+  ``_repr_mimebundle_`` each time it displays it). Then it is dropped: it lives no longer than
+  a pyplot figure that the inline backend shows and closes.
 * Why not create figures through pyplot in a kernel, for matplotlib-inline to show? Its hook
   would show a figure that is also the cell's last value twice (``history.plot()`` on the last
   line, the most common use), and the figure would live in pyplot's global state, which
@@ -38,7 +39,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fmclassify._notebook import show_at_cell_end
+from fmclassify._notebook import mark_shown, show_at_cell_end
 
 __all__ = ["FigureGrid", "finite_or_nan", "new_figure", "unshown"]
 
@@ -55,10 +56,15 @@ class _NotebookFigure(Figure):
     loads, which happens when pyplot is imported; before that a cell shows the text
     ``<Figure size 1000x400 with 2 Axes>``. Registering that formatter ourselves would change
     global IPython state from a plotting call; this method instead is IPython's ordinary
-    per-object hook, asked for only when no formatter is registered for the type. Once pyplot
+    per-object hook, asked for only when no formatter is registered for the type.
+    ``_repr_mimebundle_`` adds no format: it only tells that the figure was displayed. Once pyplot
     is imported, the inline backend's formatter (and the user's ``InlineBackend`` settings,
     svg or retina) takes over, since IPython looks up registered types first.
     """
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> None:
+        """Asked by IPython at each display: note it, and let the other formatters draw."""
+        mark_shown(self)
 
     def _repr_png_(self) -> bytes | None:
         if not self.axes:  # as IPython's print_figure: no blank area for an empty figure
@@ -188,6 +194,10 @@ class FigureGrid(dict[str, Figure]):
         buffer = io.BytesIO()
         imsave(buffer, np.concatenate(rows), format="png")
         return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> None:
+        """Asked by IPython at each display: note it, and let ``_repr_png_`` draw."""
+        mark_shown(self)
 
     def _repr_png_(self) -> bytes | None:
         return self.to_png()

@@ -7,10 +7,11 @@ already, and a plain script should not pay for it.
 inline backend: matplotlib-inline keeps every pyplot figure made during a cell and displays it
 when the cell ends (its ``post_execute`` hook, ``flush_figures``), wherever it was made and
 whatever the cell returns. This module does the same for objects handed to it, through IPython's
-``post_run_cell`` event, with one difference that keeps each picture single: the object that is
-the cell's own displayed value (``history.plot()`` on the last line) was already shown by
-IPython's display hook, so it is not shown again. (matplotlib would show ``fig`` on a last line
-twice.)
+``post_run_cell`` event, with one difference that keeps each picture single: an object already
+displayed during the cell, as the cell's own value (``history.plot()`` on the last line) or by
+``display(fig)``, is not shown again (matplotlib would show ``fig`` twice in both cases). The
+object reports its displays through :func:`mark_shown`, from its ``_repr_mimebundle_``, which
+IPython calls each time it formats the object for display.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["in_notebook", "show_at_cell_end"]
+__all__ = ["in_notebook", "mark_shown", "show_at_cell_end"]
 
 
 def in_notebook() -> bool:
@@ -69,6 +70,9 @@ class _CellEnd:
             self.pending.append(obj)
         return self.in_cell
 
+    def shown(self, obj: Any) -> None:
+        self.pending = [o for o in self.pending if o is not obj]
+
     def _cell_starts(self, info: Any = None) -> None:
         self.in_cell = True
         self.pending.clear()  # left by a cell whose post_run_cell never came (interrupted)
@@ -78,7 +82,7 @@ class _CellEnd:
 
         self.in_cell = False
         pending, self.pending = self.pending, []
-        value = getattr(result, "result", None)  # what the display hook showed, if anything
+        value = getattr(result, "result", None)  # the cell's value, should it not have told us
         for obj in pending:
             if obj is not value:
                 display(obj)
@@ -104,3 +108,14 @@ def show_at_cell_end(obj: Any) -> bool:
         True if ``obj`` was queued (it is then held until the cell ends).
     """
     return _CELL_END.queue(obj)
+
+
+def mark_shown(obj: Any) -> None:
+    """Tell that ``obj`` was displayed: the end of the cell need not show it again.
+
+    Parameters
+    ----------
+    obj : object
+        An object passed to :func:`show_at_cell_end`; any other object is ignored.
+    """
+    _CELL_END.shown(obj)
