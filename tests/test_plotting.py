@@ -303,3 +303,88 @@ def test_figure_grid_pastes_the_figures_two_a_row_at_their_own_size() -> None:
     assert picture.shape[:2] == (2 * (2 * 72 + pad), 2 * (3 * 72 + pad))  # 2 rows, 2 columns
     assert grid["a"].get_size_inches().tolist() == [2.0, 1.0]  # figures are left as they were
     assert list(grid) == ["a", "b", "c", "empty"] and isinstance(grid, dict)
+
+
+class FakeKernelShell:
+    """As much of ipykernel's shell as the cell-end hook uses: a kernel and IPython's events."""
+
+    kernel = object()
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list] = {}
+
+    @property
+    def events(self):
+        shell = self
+
+        class Events:
+            def register(self, name, hook):
+                shell.hooks.setdefault(name, []).append(hook)
+        return Events()
+
+    def run_cell(self, make, *, value=None):
+        for hook in self.hooks.get("pre_run_cell", []):
+            hook(None)
+        made = make()
+        result = type("ExecutionResult", (), {"result": value(made) if value else None})()
+        for hook in self.hooks.get("post_run_cell", []):
+            hook(result)
+        return made
+
+
+@pytest.fixture
+def fake_kernel(monkeypatch):
+    """A process that looks like a kernel; IPython's display() replaced by a recorder."""
+    import sys
+    import types
+
+    from fmclassify import _figures, _notebook
+
+    shell = FakeKernelShell()
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: shell
+    shown: list = []
+    display_module = types.ModuleType("IPython.display")
+    display_module.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(_notebook, "_CELL_END", _notebook._CellEnd())
+    monkeypatch.setattr(_figures, "_backend_shows", lambda: True)  # conftest chose Agg
+    # the first figure hooks the shell from inside a cell; later cells run the hooks
+    shell.run_cell(lambda: plot_history(make_history()))
+    shown.clear()
+    return shell, shown
+
+
+def test_in_a_kernel_each_figure_shows_once_at_the_end_of_its_cell(fake_kernel):
+    from fmclassify.plotting import unshown
+
+    shell, shown = fake_kernel
+    a, b = shell.run_cell(lambda: (plot_history(make_history()), plot_history(make_history())))
+    assert shown == [a, b]
+    shown.clear()
+    shell.run_cell(lambda: plot_history(make_history()), value=lambda made: made)
+    assert shown == []  # the cell's own value: IPython's display hook showed it
+    shell.run_cell(lambda: plot_history(make_history())._repr_mimebundle_())
+    assert shown == []  # displayed during the cell (display(fig) asks _repr_mimebundle_)
+
+    def quietly():
+        with unshown():
+            return plot_history(make_history())
+
+    shell.run_cell(quietly)
+    assert shown == []
+    outside = plot_history(make_history())  # made between cells (a widget's callback)
+    shell.run_cell(lambda: None)
+    assert shown == [] and outside is not None
+
+
+def test_a_kernel_on_a_non_interactive_backend_shows_nothing(monkeypatch):
+    from fmclassify import _figures
+
+    assert matplotlib.rcParams._get("backend").lower() == "agg"  # conftest.py: as %matplotlib agg
+    assert not _figures._backend_shows()
+    inline = "module://matplotlib_inline.backend_inline"  # what ipykernel puts in MPLBACKEND
+    monkeypatch.setattr(matplotlib.rcParams, "_get", lambda key: inline)
+    assert _figures._backend_shows()
