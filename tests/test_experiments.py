@@ -51,6 +51,8 @@ def test_sweep_reports_divergence_by_name(data):
 def test_plot_returns_per_run_and_comparison_figures(data):
     res = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=2, data=data, batch_size=32)
     figs = res.plot()
+    assert isinstance(figs, fmc.plotting.FigureGrid) and isinstance(figs, dict)
+    assert figs.to_png().startswith(b"\x89PNG")  # what a notebook shows: one picture
     assert sum(k.startswith("run-") for k in figs) == 2
     assert {"comparison-test_accuracy", "comparison-train_loss"} <= set(figs)
     lines = figs["comparison-test_accuracy"].axes[0].get_lines()

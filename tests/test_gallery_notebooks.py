@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -138,6 +139,11 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, real_data: Any):
         mp.setenv("JUPYTER_PATH", str(root))
         mp.setenv("IPYTHONDIR", str(root / "ipython"))
         mp.delenv("MPLBACKEND", raising=False)  # as a fresh kernel: ipykernel picks inline
+        # the fmclassify these tests imported (a worktree's src/ under PYTHONPATH=src, which
+        # the kernel's working folder would not find), not another installed copy
+        package_root = Path(__import__("fmclassify").__file__).resolve().parents[1]
+        mp.setenv("PYTHONPATH", os.pathsep.join(
+            [str(package_root), *filter(None, [os.environ.get("PYTHONPATH")])]))
         mp.setenv("FMCLASSIFY_DOCS_BUDGET", "quick")
         mp.setenv("FMCLASSIFY_GALLERY_RUNS", str(root / "runs"))
         mp.setenv("FMCLASSIFY_DATA", str(REAL_DATA))

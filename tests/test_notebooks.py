@@ -4,12 +4,15 @@ Each test builds a notebook with nbformat and runs it in a real ipykernel (nbcli
 small synthetic data of ``helpers.make_dataset``, on the CPU. The kernel is this interpreter
 (``sys.executable``), through a kernel spec written to a temporary folder that ``JUPYTER_PATH``
 puts first, under a name no other spec has; IPython's profile folder is a temporary one too,
-so no user configuration or extension changes what the kernel shows.
+so no user configuration or extension changes what the kernel shows. ``PYTHONPATH`` starts
+with the folder of the fmclassify these tests imported, so the kernel runs the same code (a
+worktree's ``src`` under ``PYTHONPATH=src``, which the kernel's working folder would not find).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,9 @@ pytest.importorskip(
     "ipykernel", reason='notebook tests need the test extra: pip install "fmclassify[test]"')
 
 TESTS = Path(__file__).parent
+# The folder holding the fmclassify these tests import (this tree's src/ under PYTHONPATH=src,
+# else the installed copy): the kernel imports the same one, whatever its working directory.
+PACKAGE_ROOT = Path(__import__("fmclassify").__file__).resolve().parents[1]
 KERNEL = "fmclassify-test-python"
 CELL_TIMEOUT = 60  # seconds; the first cell imports torch on a possibly busy machine
 
@@ -41,6 +47,8 @@ def kernel(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("JUPYTER_PATH", str(root))
         mp.setenv("IPYTHONDIR", str(root / "ipython"))
         mp.delenv("MPLBACKEND", raising=False)  # as a fresh kernel: ipykernel picks inline
+        mp.setenv("PYTHONPATH", os.pathsep.join(
+            [str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
         yield KERNEL
 
 
@@ -151,6 +159,7 @@ def test_figures_show_as_pictures(executed, name):
     nb, _, at = executed
     data = result(nb, at[name])
     assert "image/png" in data, f"{name} showed {data.get('text/plain')!r}, not a picture"
+    assert len(pictures(nb, at[name])) == 1  # the cell's value is not shown again at its end
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -205,3 +214,63 @@ def test_a_kernel_without_ipywidgets_stays_quiet(kernel, tmp_path):
     assert_quiet(nb)
     assert "tqdm.std" in "".join(o.get("text", "") for o in outputs(nb, 2))
     assert "image/png" in result(nb, 3)
+
+
+# -- every library figure a cell makes shows once, at the end of the cell, as pyplot's do -----
+
+SHOWN = {
+    "one": "fig = history.plot()",
+    "two": "a = history.plot()\nb = tracer.plot()\nlen(history)",
+    "sweep": "sweep = fmc.lr_sweep('base', lrs=(0.5, 0.05), epochs=1, data=(train, test),\n"
+             "                     batch_size=32)\nfigures = sweep.plot()\nsorted(figures)",
+    "sweep last": "sweep.plot()",
+    # the README's line: the figure is made, dropped, and not the cell's value
+    "interpret": "interp = fmc.interpret(model, test); interp.plot_confusion_matrix(); "
+                 "interp.most_confused(5)",
+    "confusion png": "import base64\nwith fmc.plotting.unshown():\n"
+                     "    again = interp.plot_confusion_matrix()\n"
+                     "print(base64.b64encode(again._repr_png_()).decode())",
+    "unshown": "with fmc.plotting.unshown():\n    quiet = history.plot()",
+    "plt.show": "import matplotlib.pyplot as plt\nfig = history.plot()\nplt.show()",
+    "last value": "history.plot()",
+    "display": "from IPython.display import display\nfig = history.plot()\ndisplay(fig)",
+    "mixed": "own, ax = plt.subplots()\nax.plot([0, 1])\nours = tracer.plot()\nplt.show()",
+    "agg": "%matplotlib agg\nfig = history.plot()\nown, ax = plt.subplots()",
+}
+
+
+@pytest.fixture(scope="module")
+def shown(kernel: str, tmp_path_factory: pytest.TempPathFactory):
+    nb, _ = run([FIT, *SHOWN.values()], kernel, tmp_path_factory.mktemp("cwd"))
+    return nb, {name: i + 1 for i, name in enumerate(SHOWN)}
+
+
+def pictures(nb: Any, index: int) -> list[Any]:
+    return [o for o in outputs(nb, index) if "image/png" in o.get("data", {})]
+
+
+@pytest.mark.parametrize(("name", "count"), [
+    ("one", 1), ("two", 2), ("sweep", 1), ("sweep last", 1), ("interpret", 1), ("unshown", 0),
+    ("plt.show", 1), ("last value", 1), ("display", 1), ("mixed", 2), ("agg", 0)])
+def test_each_figure_a_cell_makes_shows_once(shown, name, count):
+    nb, at = shown
+    found = pictures(nb, at[name])
+    kinds = [sorted(o.get("data", {})) for o in outputs(nb, at[name])]
+    assert len(found) == count, f"{name!r} showed {kinds}"
+
+
+def test_the_readme_interpret_line_shows_the_matrix_and_the_list(shown):
+    nb, at = shown
+    (picture,) = pictures(nb, at["interpret"])
+    printed = "".join(o.get("text", "") for o in outputs(nb, at["confusion png"])).strip()
+    assert picture.data["image/png"].strip() == printed  # the confusion matrix itself
+    assert result(nb, at["interpret"])["text/plain"].startswith("[")  # most_confused's list
+
+
+def test_a_sweep_shows_one_grid_and_still_indexes_like_a_dict(shown):
+    nb, at = shown
+    assert "comparison-test_accuracy" in result(nb, at["sweep"])["text/plain"]
+    (grid,) = pictures(nb, at["sweep last"])
+    assert grid.output_type == "execute_result"  # the cell's value, not shown a second time
+    assert result(nb, at["sweep last"])["text/plain"].startswith("FigureGrid of 5 figures")
+    assert_quiet(nb)

@@ -263,3 +263,128 @@ def test_plot_history_draws_the_validation_split() -> None:
     assert xdata(fig, 0, 2) == [1, 2, 3] and ydata(fig, 0, 2) == pytest.approx([0.9, 0.45, 0.3])
     assert ydata(fig, 1, 1) == pytest.approx([65.0, 75.0, 80.0])
     assert fig.axes[1].get_ylabel() == "accuracy (%)"
+
+
+def test_a_hundred_figures_made_in_a_loop_do_not_stay_in_memory() -> None:
+    """Agg and a script: nothing shown, nothing held (not by pyplot, not by the library)."""
+    import gc
+    import weakref
+
+    assert matplotlib.get_backend().lower() == "agg"
+    before = plt.get_fignums()
+    refs = [weakref.ref(plot_history(make_history())) for _ in range(100)]
+    gc.collect()
+    assert sum(ref() is not None for ref in refs) == 0
+    assert plt.get_fignums() == before
+
+
+def test_figures_outside_a_kernel_are_never_held_for_a_cell() -> None:
+    from fmclassify import _notebook
+
+    plot_history(make_history())
+    assert _notebook._CELL_END.pending == [] and _notebook._CELL_END.shell is None
+
+
+def test_figure_grid_pastes_the_figures_two_a_row_at_their_own_size() -> None:
+    from matplotlib.image import imread
+
+    from fmclassify.plotting import FigureGrid, new_figure, unshown
+
+    with unshown():
+        grid = FigureGrid(a=new_figure(figsize=(2.0, 1.0), layout=None),
+                          b=new_figure(figsize=(3.0, 1.0), layout=None),
+                          c=new_figure(figsize=(2.0, 2.0), layout=None),
+                          empty=new_figure(figsize=(9.0, 9.0)))
+    assert grid.to_png() is None  # as a Figure: no picture of figures without axes
+    for name in "abc":
+        grid[name].add_axes((0.0, 0.0, 1.0, 1.0)).set_axis_off()  # fill the figure: no crop
+    picture = imread(io.BytesIO(grid._repr_png_()), format="png")
+    pad = round(2 * 0.1 * 72)  # bbox_inches="tight" pads 0.1 inch, as the inline backend
+    assert picture.shape[:2] == (2 * (2 * 72 + pad), 2 * (3 * 72 + pad))  # 2 rows, 2 columns
+    assert grid["a"].get_size_inches().tolist() == [2.0, 1.0]  # figures are left as they were
+    assert list(grid) == ["a", "b", "c", "empty"] and isinstance(grid, dict)
+
+
+class FakeKernelShell:
+    """As much of ipykernel's shell as the cell-end hook uses: a kernel and IPython's events."""
+
+    kernel = object()
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list] = {}
+
+    @property
+    def events(self):
+        shell = self
+
+        class Events:
+            def register(self, name, hook):
+                shell.hooks.setdefault(name, []).append(hook)
+        return Events()
+
+    def run_cell(self, make, *, value=None):
+        for hook in self.hooks.get("pre_run_cell", []):
+            hook(None)
+        made = make()
+        result = type("ExecutionResult", (), {"result": value(made) if value else None})()
+        for hook in self.hooks.get("post_run_cell", []):
+            hook(result)
+        return made
+
+
+@pytest.fixture
+def fake_kernel(monkeypatch):
+    """A process that looks like a kernel; IPython's display() replaced by a recorder."""
+    import sys
+    import types
+
+    from fmclassify import _figures, _notebook
+
+    shell = FakeKernelShell()
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: shell
+    shown: list = []
+    display_module = types.ModuleType("IPython.display")
+    display_module.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setattr(_notebook, "_CELL_END", _notebook._CellEnd())
+    monkeypatch.setattr(_figures, "_backend_shows", lambda: True)  # conftest chose Agg
+    # the first figure hooks the shell from inside a cell; later cells run the hooks
+    shell.run_cell(lambda: plot_history(make_history()))
+    shown.clear()
+    return shell, shown
+
+
+def test_in_a_kernel_each_figure_shows_once_at_the_end_of_its_cell(fake_kernel):
+    from fmclassify.plotting import unshown
+
+    shell, shown = fake_kernel
+    a, b = shell.run_cell(lambda: (plot_history(make_history()), plot_history(make_history())))
+    assert shown == [a, b]
+    shown.clear()
+    shell.run_cell(lambda: plot_history(make_history()), value=lambda made: made)
+    assert shown == []  # the cell's own value: IPython's display hook showed it
+    shell.run_cell(lambda: plot_history(make_history())._repr_mimebundle_())
+    assert shown == []  # displayed during the cell (display(fig) asks _repr_mimebundle_)
+
+    def quietly():
+        with unshown():
+            return plot_history(make_history())
+
+    shell.run_cell(quietly)
+    assert shown == []
+    outside = plot_history(make_history())  # made between cells (a widget's callback)
+    shell.run_cell(lambda: None)
+    assert shown == [] and outside is not None
+
+
+def test_a_kernel_on_a_non_interactive_backend_shows_nothing(monkeypatch):
+    from fmclassify import _figures
+
+    assert matplotlib.rcParams._get("backend").lower() == "agg"  # conftest.py: as %matplotlib agg
+    assert not _figures._backend_shows()
+    inline = "module://matplotlib_inline.backend_inline"  # what ipykernel puts in MPLBACKEND
+    monkeypatch.setattr(matplotlib.rcParams, "_get", lambda key: inline)
+    assert _figures._backend_shows()

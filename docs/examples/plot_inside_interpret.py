@@ -76,7 +76,8 @@ history
 # Interpret it
 # ------------
 # One pass over the test images. The Interpretation shows itself as the per-class table and
-# the five most confused pairs.
+# the five most confused pairs; ``interp.to_dataframe()`` gives that table as a pandas
+# DataFrame.
 
 interp = fmc.interpret(model, test)
 interp

@@ -76,7 +76,8 @@ print(f"budget {BUDGET!r}: {len(train):,} training and {len(test):,} test images
 # The range test
 # --------------
 # With the course's recipe (plain SGD, batch 64), on the same freshly built MLP that Q1.1
-# trains. The result shows itself as its table of suggestions.
+# trains. The result shows itself as its table of suggestions; ``finder.to_dataframe()`` gives
+# its curve (rate, loss and smoothed loss per step) as a pandas DataFrame.
 
 finder = fmc.lr_find(fmc.build_model("base", seed=0), train)
 finder

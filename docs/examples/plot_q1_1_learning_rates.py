@@ -61,7 +61,9 @@ print(f"budget {BUDGET.name!r}: {len(train):,} training and {len(test):,} test i
 # weights (``seed=0``) and with the same batch order, so the learning rate is the only
 # difference between them. The table names what the course left ambiguous: the accuracy after
 # the last epoch, the best over the epochs, and the mean over the epochs (the course's "Avg
-# Accuracy"), as separate columns.
+# Accuracy"), as separate columns. For pandas, ``sweep.to_dataframe()`` has one row per run with
+# its configuration (``lr``, ``seed``, ...) and outcome as columns, and
+# ``sweep.to_dataframe(per="epoch")`` one row per run and epoch.
 
 sweep = fmc.lr_sweep("base", lrs=LRS, epochs=EPOCHS, data=(train, test), store=STORE)
 print(sweep.to_markdown())

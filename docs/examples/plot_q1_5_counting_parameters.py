@@ -112,7 +112,8 @@ for name, report in reports.items():
 
 # %%
 # The library's table for the CNN, as ``print(report)`` (or ``fmclassify params deeper``)
-# shows it, with its notes on buffers and on how other frameworks count batch norm:
+# shows it, with its notes on buffers and on how other frameworks count batch norm
+# (``report.to_dataframe()`` gives its rows as a pandas DataFrame):
 
 print(reports["deeper"])
 

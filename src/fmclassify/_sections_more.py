@@ -39,14 +39,17 @@ __all__ = ["q1_5", "q1_6", "q1_7", "recipe", "summary_rows", "write_report"]
 
 def write_report(out: Path, m: Measured) -> tuple[str, str]:
     """The report's Markdown and its self-contained HTML; figures are written under ``out``."""
+    from fmclassify.plotting import unshown  # lazy: matplotlib only when drawing
+
     doc = Document(out, "fmclassify assignment report")
     intro(doc, m)
     doc.heading("Summary")
     doc.table(Table(["Question", "What we measured", "The course"], summary_rows(m),
                     notes=(m.budget_note(),)))
     doc.contents()
-    for section in (q1_1, q1_2, q1_3, q1_4, q1_5, q1_6, q1_7, recipe):
-        section(doc, m)
+    with unshown():  # the report's figures go to its files, never into a notebook's cell
+        for section in (q1_1, q1_2, q1_3, q1_4, q1_5, q1_6, q1_7, recipe):
+            section(doc, m)
     return doc.markdown(), doc.html()
 
 

@@ -27,10 +27,11 @@ import os
 import statistics
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal
 
-from fmclassify._checks import check_lr, check_seeds, check_values
+from fmclassify._checks import check_choice, check_lr, check_seeds, check_values
+from fmclassify._frames import frame, pandas_for
 from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify._tables import Table, experiment_table, to_html, to_markdown, to_text
 from fmclassify.convergence import ConvergenceDetector
@@ -49,6 +50,9 @@ from fmclassify.runs import (
     data_id,
     run_many,
 )
+
+if TYPE_CHECKING:  # plotting (matplotlib) is imported lazily, only to draw
+    from fmclassify.plotting import FigureGrid
 
 __all__ = [
     "ExperimentResult",
@@ -146,7 +150,7 @@ class ExperimentResult:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
-    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> dict[str, Any]:
+    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> FigureGrid:
         """Figures, by name: one per run, comparisons, gradient traces and flows.
 
         Parameters
@@ -161,7 +165,11 @@ class ExperimentResult:
 
         Returns
         -------
-        dict of str to matplotlib.figure.Figure
+        fmclassify.plotting.FigureGrid
+            A dict of name to :class:`matplotlib.figure.Figure` (index it as before:
+            ``result.plot()["comparison-test_accuracy"]``) that a notebook shows as one
+            picture, the figures two a row, once, when the cell ends. A dict rather than one
+            figure of subplots, so that each figure stays whole, to save or to place.
         """
         from fmclassify import plotting
 
@@ -169,19 +177,67 @@ class ExperimentResult:
         if unknown:
             raise ConfigError(f"unknown figure kind {unknown[0]!r}; choose from "
                               f"{', '.join(PLOT_KINDS)}")
-        figures: dict[str, Any] = {}
+        figures = plotting.FigureGrid()
         shown = [r for r in self.runs if r.history.records]
-        for run in shown if "run" in kinds else ():
-            figures[f"run-{run.spec.key}"] = plotting.plot_history(
-                run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
-        if "comparison" in kinds and len(shown) > 1:
-            labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
-            for metric in ("test_accuracy", "train_loss", "test_loss"):
-                figures[f"comparison-{metric}"] = plotting.plot_comparison(
-                    [r.history for r in shown], metric=metric, labels=labels)
-        for run in self.runs:
-            figures.update(_gradient_figures(run, kinds))
-        return figures
+        with plotting.unshown():  # the grid shows in a notebook, not each figure in it
+            for run in shown if "run" in kinds else ():
+                figures[f"run-{run.spec.key}"] = plotting.plot_history(
+                    run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
+            if "comparison" in kinds and len(shown) > 1:
+                labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
+                for metric in ("test_accuracy", "train_loss", "test_loss"):
+                    figures[f"comparison-{metric}"] = plotting.plot_comparison(
+                        [r.history for r in shown], metric=metric, labels=labels)
+            for run in self.runs:
+                figures.update(_gradient_figures(run, kinds))
+        return figures.show_when_the_cell_ends()
+
+    def to_dataframe(self, per: Literal["run", "epoch"] = "run") -> Any:
+        """The runs as a tidy :class:`pandas.DataFrame`: one row per run, or per run and epoch.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Both forms start with
+        ``run`` (the run's key, as in :meth:`plot`'s names) and the run's configuration, one
+        column per :class:`~fmclassify.runs.RunSpec` field under its own name (``model``,
+        ``lr``, ``epochs`` (planned), ``seed``, ``batch_size``, the recipe's ``momentum``,
+        ``schedule``, ... ``augment`` as ``"crop,flip"``; not the detector's and tracer's
+        settings), so ``frame.groupby("lr")`` reads a sweep.
+
+        Parameters
+        ----------
+        per : {"run", "epoch"}, default "run"
+            ``"run"``: then ``status``, ``epochs_trained`` (int64), ``final_accuracy``,
+            ``best_accuracy``, ``mean_accuracy`` (fractions), ``final_train_loss``,
+            ``seconds_per_epoch`` (float64; NaN for a run that diverged or failed, whose
+            numbers never enter :meth:`table`'s means either, so a group's ``mean()`` is the
+            table's), ``diverged_epoch``, ``converged_epoch``, ``parameters`` (``Int64``,
+            ``<NA>`` when none) and ``unstable`` (bool). ``"epoch"``: then the columns of
+            :meth:`History.to_dataframe <fmclassify.History.to_dataframe>`, one row per
+            record (epoch 0 included), with the record's learning rate as ``epoch_lr``.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ConfigError
+            If ``per`` is not ``"run"`` or ``"epoch"``.
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+
+        Examples
+        --------
+        >>> frame = result.to_dataframe()                                # doctest: +SKIP
+        >>> frame.groupby("lr")["final_accuracy"].agg(["mean", "std"])  # doctest: +SKIP
+        >>> curves = result.to_dataframe(per="epoch")                    # doctest: +SKIP
+        """
+        check_choice("per", per, ("run", "epoch"))
+        what = "ExperimentResult.to_dataframe"
+        config = frame([_config(r.spec) for r in self.runs], _config_columns(), what=what)
+        if per == "epoch":
+            return _per_epoch(config, self.runs)
+        outcome = frame([_outcome_row(r) for r in self.runs], _RUN_COLUMNS, what=what)
+        return pandas_for(what).concat([config, outcome], axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: kind, table, and every run."""
@@ -225,6 +281,64 @@ def _gradient_figures(run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
             {name: stats["mean_abs"] for name, stats in flow.items()}, stat="mean_abs",
             title=f"mean |gradient| per tensor, {label}")
     return out
+
+
+#: The per-run frame's measured columns and their dtypes.
+_RUN_COLUMNS: dict[str, str | None] = {
+    "status": None, "epochs_trained": "int64", "final_accuracy": "float64",
+    "best_accuracy": "float64", "mean_accuracy": "float64", "final_train_loss": "float64",
+    "seconds_per_epoch": "float64", "diverged_epoch": "Int64", "converged_epoch": "Int64",
+    "parameters": "Int64", "unstable": "bool"}
+_NOT_CONFIG = ("detector", "tracer")  # nested settings, not one value per column
+
+
+def _config_columns() -> dict[str, str | None]:
+    """``run``, then every RunSpec field but the nested ones, typed by its annotation.
+
+    A number that may be None (``ema``, ``clip_grad_norm``, ``val_split``) is float64 with
+    NaN, so an all-None column is numeric too; text and tuples are left to pandas.
+    """
+    def dtype(annotation: Any) -> str | None:
+        kind = str(annotation)
+        if kind == "bool":
+            return "bool"
+        if kind.startswith("int"):
+            return "Int64" if "None" in kind else "int64"
+        return "float64" if kind.startswith("float") else None
+
+    return {"run": None, **{f.name: dtype(f.type) for f in fields(RunSpec)
+                            if f.name not in _NOT_CONFIG}}
+
+
+def _config(spec: RunSpec) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": spec.key}
+    for f in fields(RunSpec):
+        value = getattr(spec, f.name)
+        row[f.name] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return row
+
+
+def _outcome_row(run: RunResult) -> dict[str, Any]:
+    h = run.history
+    counts = h.status not in _NO_NUMBERS
+    row = {name: get(h) if counts else None for name, get in _COLUMNS.items()}
+    return {**row, "status": h.status, "epochs_trained": h.epochs_trained,
+            "diverged_epoch": h.diverged_epoch, "unstable": h.unstable,
+            "converged_epoch": h.metadata.get("converged_epoch"),
+            "parameters": h.metadata.get("parameters")}
+
+
+def _per_epoch(config: Any, runs: list[RunResult]) -> Any:
+    """Each run's History frame, its configuration row repeated beside every record."""
+    pd = pandas_for("ExperimentResult.to_dataframe")
+
+    def epochs(h: History) -> Any:
+        return h.to_dataframe().rename(columns={"lr": "epoch_lr"})  # "lr" is the run's
+
+    parts = [pd.concat([config.iloc[[i] * len(e)].reset_index(drop=True), e], axis=1)
+             for i, e in enumerate(epochs(r.history) for r in runs)]
+    empty = pd.concat([config, epochs(History())], axis=1)  # no runs: the columns, no rows
+    return pd.concat(parts or [empty], ignore_index=True)
 
 
 #: The columns of every row, each read from one History (None where it has no value).

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmclassify._checks import check_choice, check_device, check_int
+from fmclassify._frames import frame
 from fmclassify._tables import Table, percent, to_html, to_text
 from fmclassify.data import ImageDataset
 from fmclassify.exceptions import ConfigError, DataError
@@ -170,6 +171,26 @@ class Interpretation:
              "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
             for i, name in enumerate(self.classes)
         ]
+
+    def to_dataframe(self) -> Any:
+        """The per-class table (:meth:`per_class`) as a :class:`pandas.DataFrame`.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. One row per class, in label
+        order: ``class`` (the name), ``accuracy``, ``precision``, ``recall``, ``f1`` (float64
+        fractions 0..1) and ``support`` (int64, images of the class).
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        columns = {"class": None, "accuracy": "float64", "precision": "float64",
+                   "recall": "float64", "f1": "float64", "support": "int64"}
+        return frame(self.per_class(), columns, what="Interpretation.to_dataframe")
 
     def most_confused(self, k: int = 5) -> list[tuple[str, str, int]]:
         """The ``k`` most frequent mistakes, as (true class, predicted class, count).

@@ -101,9 +101,10 @@ class LivePlot(CallbackBase):
         self._draw(history)
 
     def _draw(self, history: History) -> None:
-        from fmclassify.plotting import plot_history  # lazy: matplotlib only when plotting
+        from fmclassify.plotting import plot_history, unshown  # lazy: matplotlib when plotting
 
-        fig = plot_history(history)
+        with unshown():  # this display is updated in place, never shown again at the cell's end
+            fig = plot_history(history)
         if self.path is not None:
             atomic_write_bytes(self.path, _png(fig))
         if self.notebook:

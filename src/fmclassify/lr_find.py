@@ -152,6 +152,25 @@ class LRFinderResult:
         return plotting.plot_lr_find(self.lrs, self.losses, self.smoothed, self.suggestions,
                                      sweep=points, ax=ax)
 
+    def to_dataframe(self) -> Any:
+        """The curve as a :class:`pandas.DataFrame`: one row per step run, in order.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Columns: ``step`` (int64,
+        from 1), ``lr``, ``loss`` and ``smoothed`` (float64, as :attr:`lrs`, :attr:`losses`,
+        :attr:`smoothed`). The suggestions are :attr:`suggestions`.
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        from fmclassify._frames import frame  # pandas only when asked
+
+        rows = [{"step": i, "lr": lr, "loss": loss, "smoothed": smooth} for i, (lr, loss, smooth)
+                in enumerate(zip(self.lrs, self.losses, self.smoothed, strict=True), start=1)]
+        columns = {"step": "int64", "lr": "float64", "loss": "float64", "smoothed": "float64"}
+        return frame(rows, columns, what="LRFinderResult.to_dataframe")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field, plus the chosen ``suggestion``."""
         return {**asdict(self), "suggestion": self.suggestion}

@@ -43,6 +43,7 @@ from typing import Any, Literal
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from fmclassify._frames import frame
 from fmclassify._profile import check_input_size, profile_forward
 from fmclassify._rules import Formula, find_parameter_rule, register_parameter_rule, shape_formula
 from fmclassify._tables import Table, to_html, to_markdown, to_text
@@ -290,6 +291,36 @@ class ParameterReport:
     def _repr_html_(self) -> str:
         """The table as HTML, formula column included (how a notebook shows the report)."""
         return to_html(self._table())
+
+    def to_dataframe(self) -> Any:
+        """The per-layer table as a :class:`pandas.DataFrame`, one row per :attr:`rows` entry.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Columns: ``layer`` (the
+        qualified name, ``""`` for the model itself), ``type``, ``formula`` (the formula line;
+        None without a rule), ``analytic`` (``Int64``: the rule's count, ``<NA>`` without
+        one), ``numel``, ``counted``, ``trainable`` (int64 element counts, as
+        :class:`ParameterRow`), ``requires_grad`` and ``status``; with ``input_size``, also
+        ``output_shape`` (a tuple, None if the layer was not called) and ``mult_adds``
+        (``Int64``). The totals are :attr:`total`, :attr:`trainable` and
+        :attr:`non_trainable`; ``frame["counted"].sum() == report.total``.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        columns: dict[str, str | None] = {
+            "layer": None, "type": None, "formula": None, "analytic": "Int64", "numel": "int64",
+            "counted": "int64", "trainable": "int64", "requires_grad": None, "status": None}
+        if self.input_size is not None:
+            columns.update(output_shape=None, mult_adds="Int64")
+        rows = [{**row.to_dict(), "layer": row.name, "output_shape": row.output_shape,
+                 "mult_adds": row.mult_adds} for row in self.rows]
+        return frame(rows, columns, what="ParameterReport.to_dataframe")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready plain data.

@@ -1,10 +1,14 @@
 """Matplotlib figures of runs: loss and accuracy curves, comparisons, gradient traces.
 
 Every function returns a :class:`matplotlib.figure.Figure` made by :func:`new_figure`, without
-``matplotlib.pyplot``: nothing is ever shown, no global "current figure" is created or leaked
-(a sweep makes hundreds of figures; pyplot would keep each alive until closed), and the library
-never saves a file. Leave a figure as a cell's last value and a notebook shows it as a picture,
-even in a fresh kernel where nothing imported pyplot; or save it with ``fig.savefig("loss.png")``.
+``matplotlib.pyplot``: in a script nothing is ever shown, no global "current figure" is created
+or leaked (a sweep makes hundreds of figures; pyplot would keep each alive until closed), and
+the library never saves a file; save one with ``fig.savefig("loss.png")``. In a Jupyter
+notebook each figure shows once, as a picture, when the cell that made it ends, as pyplot's own
+do under the inline backend: ``fig = history.plot()`` shows it, so does ``history.plot()`` on
+any line, and ``plt.show()`` neither hides nor repeats it. Figures made inside :func:`unshown`
+are not shown (make them there to save them only). :class:`FigureGrid` is a dict of named
+figures that a notebook shows as one picture (what ``ExperimentResult.plot`` returns).
 
 This module is a leaf: it reads :class:`~fmclassify.history.History` objects (by their
 attributes; it imports only :mod:`fmclassify.exceptions`) and plain lists, and nothing in the
@@ -24,7 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fmclassify._figures import finite_or_nan, new_figure
+from fmclassify._figures import FigureGrid, finite_or_nan, new_figure, unshown
 from fmclassify._inside_plots import (
     plot_activation_stats,
     plot_confusion_matrix,
@@ -39,6 +43,7 @@ if TYPE_CHECKING:  # read by duck typing: history imports this module, never the
     from fmclassify.history import History
 
 __all__ = [
+    "FigureGrid",
     "new_figure",
     "plot_activation_stats",
     "plot_comparison",
@@ -49,6 +54,7 @@ __all__ = [
     "plot_history",
     "plot_lr_find",
     "plot_top_losses",
+    "unshown",
 ]
 
 _METRIC_LABELS = {
