@@ -295,3 +295,4 @@ def test_compiled_step_equals_autograd_within_rounding(tiny_data):
     assert hb.final_accuracy == pytest.approx(ha.final_accuracy, abs=1 / 128)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
