@@ -117,7 +117,7 @@ def test_real_data_ema_on_a_short_run_stays_with_the_raw_weights(real_data):
     torch.set_num_threads(1)  # as on a shared CI core; restored below
     recipe = {"lr": 0.05, "epochs": 2, "batch_size": 128, "momentum": 0.9, "nesterov": True,
               "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1,
-              "label_smoothing": 0.1, "augment": ["flip"], "val_split": 0.1, "progress": False}
+              "label_smoothing": 0.1, "augment": "flip", "val_split": 0.1, "progress": False}
     data = train.subset(5000), test.subset(2000)
     try:
         plain = fmc.Trainer(small_cnn(), **recipe).fit(*data)

@@ -108,8 +108,9 @@ class Recipe:
         Of the training loss, in [0, 1); evaluation losses are plain cross-entropy.
     clip_grad_norm : float or None, default None
         Clip the gradients' global L2 norm to this (callbacks see them unclipped).
-    augment : sequence of {"flip", "crop"} or callables, optional
-        Batch augmentations applied in order to every training batch.
+    augment : sequence of {"flip", "crop", "erase"} or callables, or str, optional
+        Batch augmentations applied in order to every training batch; a string is one name
+        (``"flip"``) or comma-separated names (``"crop,flip"``), kept as a tuple of names.
     val_split : float or int or None, default None
         Hold out this fraction (0 < f < 1) or count of the training set, stratified by class.
     precision : {"fp32", "bf16"}, default "fp32"
@@ -142,7 +143,7 @@ class Recipe:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None
-    augment: tuple[AugmentArg, ...] | None = None
+    augment: tuple[AugmentArg, ...] | str | None = None  # a str becomes a tuple
     val_split: float | int | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     ema: float | None = None

@@ -126,7 +126,8 @@ class Trainer:
         Max global L2 norm of the gradients.
     augment : sequence of {"flip", "crop", "erase"} or callables, optional
         Batch augmentations on the training device, drawn from the seeded generator
-        (:class:`~fmclassify.recipes.BatchAugment`).
+        (:class:`~fmclassify.recipes.BatchAugment`); one name (``"flip"``) or a
+        comma-separated string (``"crop,flip"``) is read as a list of names.
     val_split : float or int, optional
         Hold out a stratified fraction or count of ``train`` for validation. Each record then
         has ``val_loss`` and ``val_accuracy``, which convergence and best-epoch logic watch;
@@ -220,7 +221,7 @@ class Trainer:
         self.recipe = Recipe(
             optimizer=optimizer, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
             schedule=schedule, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-            clip_grad_norm=clip_grad_norm, augment=None if augment is None else tuple(augment),
+            clip_grad_norm=clip_grad_norm, augment=augment,  # Recipe makes it a tuple
             val_split=val_split, precision=precision, ema=ema)
         self.recipe.check_budget(self.epochs)
         self.step_kind = check_choice("step", step, STEPS)
