@@ -43,7 +43,8 @@ noisy steps. Its decay is warmed up (``min(decay, (1 + t) / (10 + t))`` at step 
 run of a few hundred steps neither gains nor loses much by it, and each record keeps the raw
 weights' accuracy beside the average's (``raw_test_accuracy``). The recipe is
 ``fmclassify.report.RECIPE`` (the assignment report's last section trains it too);
-``benchmarks/recipes.py`` trains it on all of Fashion-MNIST for 20 epochs and three seeds; its figures are in ``benchmarks/README.md``.
+``benchmarks/recipes.py`` trains it on all of Fashion-MNIST for 20 epochs and three seeds;
+its figures are in ``benchmarks/README.md``.
 The course's MLP (``base``) has no dropout or batch norm to lean on and wants a lighter touch:
 the same recipe at ``lr=0.1`` with ``weight_decay=1e-4`` and ``label_smoothing=0.05``.
 """
