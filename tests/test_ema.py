@@ -128,3 +128,18 @@ def test_real_data_ema_on_a_short_run_stays_with_the_raw_weights(real_data):
     assert averaged.final_accuracy > 0.6  # the fixed 0.999 average stayed near 26 %
     assert averaged.trained[-1].raw_test_accuracy == plain.final_accuracy  # same steps
     assert not averaged.unstable and not plain.unstable
+
+
+def test_an_ema_state_of_the_fixed_decay_version_still_loads():
+    """Checkpoints before the warm-up held AveragedModel's state: the same keys, n_averaged too."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    net = bn_model()
+    old = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    for _ in range(3):
+        old.update_parameters(net)
+    new = make_ema(bn_model(seed=1), 0.9)
+    new.load_state_dict(old.state_dict())  # strict: every key matches
+    assert int(new.n_averaged) == 3  # the warm-up continues from update 3
+    for p, q in zip(new.module.parameters(), net.parameters(), strict=True):
+        assert torch.equal(p, q)
