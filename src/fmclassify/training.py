@@ -472,7 +472,7 @@ class Trainer:
     def _evaluate_record(self, epoch: int, train_loss: float | None, seconds: float,
                          lr: float | None) -> EpochRecord:
         """The epoch's record; with EMA, the raw (trained) model's metrics too (``raw_*``)."""
-        metrics: dict[str, float | None] = {}
+        metrics: dict[str, Any] = {}
         for name, data in self._eval_sets.items():  # "test", and "val" with a split
             metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = self._evaluate(*data)
             if self.ema is not None:
