@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -179,3 +180,52 @@ def test_to_dataframe_without_pandas_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match=r'pip install "fmclassify\[pandas\]"'):
         make([0.8]).to_dataframe()
+
+
+def with_ema(averaged, raw):
+    """A run with EMA: ``averaged`` test accuracies of the average, ``raw`` of the weights."""
+    h = make(averaged, ema=0.999)
+    h.records = [dataclasses.replace(r, raw_test_loss=r.test_loss, raw_test_accuracy=a)
+                 for r, a in zip(h.records, [0.1, *raw], strict=True)]
+    return h
+
+
+def test_the_instability_rule_reads_the_raw_weights_under_ema():
+    lagging = with_ema([0.57, 0.45, 0.6], raw=[0.8, 0.83, 0.85])  # the average lags, fine
+    assert not lagging.unstable and lagging.describe_status() == "completed"
+    thrashing = with_ema([0.6, 0.62, 0.63], raw=[0.8, 0.55, 0.82])  # the weights fell 25 points
+    assert thrashing.unstable
+    assert make([0.57, 0.45, 0.6]).unstable  # without EMA, the test accuracy is the raw one
+    assert [r.trained_accuracy for r in lagging.trained] == [0.8, 0.83, 0.85]
+
+
+def test_raw_fields_round_trip_and_old_histories_still_load(tmp_path):
+    h = with_ema([0.7, 0.8], raw=[0.78, 0.84])
+    back = History.from_json(h.to_json(tmp_path / "h.json"))
+    assert back == h and back.records[-1].raw_test_accuracy == 0.84
+    old = h.to_dict()
+    for record in old["records"]:  # a history written before the raw fields existed
+        for key in ("raw_test_loss", "raw_test_accuracy", "raw_val_loss", "raw_val_accuracy"):
+            del record[key]
+    loaded = History.from_dict(old)
+    assert [r.raw_test_accuracy for r in loaded] == [None, None, None]
+    assert loaded.column("test_accuracy") == [0.7, 0.8]
+
+
+def test_raw_columns_appear_in_the_table_csv_and_dataframe_only_with_ema(tmp_path):
+    import csv
+
+    h = with_ema([0.7, 0.8], raw=[0.78, 0.84])
+    lines = str(h).splitlines()
+    assert "raw test acc (%)" in lines[1] and "raw val acc" not in lines[1]
+    assert lines[3].split()[-2:] == ["78.00", "2.0"]  # raw accuracy, seconds
+    assert ("test and val columns evaluate the EMA of the weights (decay 0.999); raw columns "
+            "the trained weights") in lines
+    with h.to_csv(tmp_path / "h.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[-3:] == ["val_accuracy", "raw_test_loss", "raw_test_accuracy"]
+    assert float(rows[2]["raw_test_accuracy"]) == 0.84  # no split: no raw_val columns
+    frame = h.to_dataframe()
+    assert list(frame["raw_test_accuracy"]) == [0.1, 0.78, 0.84]
+    assert frame["raw_test_loss"].dtype == "float64" and "raw_val_loss" not in frame.columns
+    assert "raw_test_accuracy" not in make([0.8]).to_dataframe().columns

@@ -263,3 +263,19 @@ def test_the_plot_zooms_on_the_descent_not_the_blow_up():
     ax = plot_lr_find(lrs, curve, curve, suggest(lrs, curve)).axes[0]
     low, high = ax.get_ylim()
     assert low < 0.5 and 2.3 < high < 10
+
+
+@pytest.mark.integration
+def test_with_momentum_the_suggestion_moves_down(real_data):
+    """Issue 22: momentum 0.9 moves the good rates down, and the test's suggestion with them.
+
+    (benchmarks/lr_find_check.py trains at the rates: for this MLP the best of a grid of 2-epoch
+    runs moved from 0.3 to 0.03.)
+    """
+    import fmclassify as fmc
+
+    train = real_data[0].subset(6000)
+    plain = lr_find(fmc.build_model("base", seed=0), train)
+    with_momentum = lr_find(fmc.build_model("base", seed=0), train, momentum=0.9, nesterov=True)
+    assert 2 <= plain.suggestion / with_momentum.suggestion <= 10, (plain, with_momentum)
+    assert with_momentum.settings["momentum"] == 0.9 and with_momentum.settings["nesterov"]

@@ -295,3 +295,18 @@ def test_compiled_step_equals_autograd_within_rounding(tiny_data):
     assert hb.final_accuracy == pytest.approx(ha.final_accuracy, abs=1 / 128)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("augment", "expected"), [
+    ("flip", ("flip",)), ("crop, flip", ("crop", "flip")), (["flip"], ("flip",))])
+def test_augment_as_one_string_is_a_list_of_names(tiny_data, augment, expected):
+    assert Recipe(augment=augment).augment == expected
+    trainer = fmc.Trainer(model(), lr=0.1, epochs=1, batch_size=32, progress=False,
+                          augment=augment)
+    assert trainer.recipe.augment == expected
+    assert trainer.fit(*tiny_data).metadata["augment"] == list(expected)
+
+
+def test_an_unknown_augmentation_in_a_string_is_named():
+    with pytest.raises(ConfigError, match=r"unknown augmentation 'flop'; did you mean 'flip'\?"):
+        fmc.Trainer(model(), lr=0.1, epochs=1, augment="flop")

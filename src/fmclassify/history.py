@@ -34,6 +34,10 @@ its accuracy jumps between epochs, or the network dies and stays at chance.
 * its test accuracy fell by more than :data:`UNSTABLE_DROP` (0.10, ten percentage points)
   from one epoch to the next at least once.
 
+Both measure what the steps trained: the training loss always does, and for a run with an
+EMA of the weights the accuracy rule reads the raw model's test accuracy
+(``raw_test_accuracy``), not the average's, which lags the weights by design.
+
 A learning rate that is merely too small is not unstable: its loss starts near ``ln(C)`` and
 only goes down. A healthy SGD run moves its test accuracy by a few points between epochs at
 most (more on a small subset, hence the generous ten); a larger fall means the step size throws
@@ -107,6 +111,10 @@ class EpochRecord:
     val_loss, val_accuracy : float or None, default None
         Loss and accuracy on the validation split, for a run that holds one out
         (``Trainer(val_split=...)``); ``None`` otherwise.
+    raw_test_loss, raw_test_accuracy, raw_val_loss, raw_val_accuracy : float or None
+        For a run with an EMA of the weights (``Trainer(ema=...)``), where ``test_*`` and
+        ``val_*`` measure the average: the same measures of the raw weights the steps
+        trained. ``None`` without EMA (``test_*`` and ``val_*`` are then the raw model's).
 
     Examples
     --------
@@ -123,6 +131,15 @@ class EpochRecord:
     lr: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    raw_test_loss: float | None = None
+    raw_test_accuracy: float | None = None
+    raw_val_loss: float | None = None
+    raw_val_accuracy: float | None = None
+
+    @property
+    def trained_accuracy(self) -> float:
+        """Test accuracy of the weights the steps trained: the raw model's under EMA."""
+        return self.test_accuracy if self.raw_test_accuracy is None else self.raw_test_accuracy
 
 
 @dataclass
@@ -191,7 +208,9 @@ class History:
         ----------
         name : str
             A field of :class:`EpochRecord`: ``epoch``, ``train_loss``, ``test_loss``,
-            ``test_accuracy``, ``seconds``, ``lr``, ``val_loss`` or ``val_accuracy``.
+            ``test_accuracy``, ``seconds``, ``lr``, ``val_loss``, ``val_accuracy`` or, for a
+            run with EMA, ``raw_test_loss``, ``raw_test_accuracy``, ``raw_val_loss``,
+            ``raw_val_accuracy``.
         include_initial : bool, default False
             Include epoch 0 (the untrained model).
 
@@ -240,7 +259,7 @@ class History:
         losses = [x for x in self.column("train_loss") if x is not None]
         if any(loss > (1 + UNSTABLE_LOSS_MARGIN) * start for loss in losses):
             return True
-        accs = self.column("test_accuracy")
+        accs = [r.trained_accuracy for r in self.trained]  # what trained, not its EMA
         return any(prev - cur > UNSTABLE_DROP for prev, cur in itertools.pairwise(accs))
 
     def describe_status(self) -> str:
@@ -344,6 +363,9 @@ class History:
         if len(self.records) > 2 * _TABLE_EDGE + 1:
             notes.append(f"{len(self.records) - 2 * _TABLE_EDGE} epochs not shown; "
                          "history.to_dataframe() holds them all")
+        if any(r.raw_test_accuracy is not None for r in self.records):
+            notes.append(f"test and val columns evaluate the EMA of the weights (decay "
+                         f"{self.metadata.get('ema', '?')}); raw columns the trained weights")
         if self.trained:
             notes.append(f"final test accuracy {percent(self.final_accuracy, digits=2)}, "
                          f"best {percent(self.best_accuracy, digits=2)}")
@@ -365,7 +387,8 @@ class History:
         """Write every record (epoch 0 included) as CSV, atomically; one column per field.
 
         Empty cells stand for ``None`` (no train loss at epoch 0, no validation split, ...);
-        floats are written in full precision. Returns the path written (its folder is created
+        the ``raw_*`` columns are written only for a run with EMA that recorded them. Floats
+        are written in full precision. Returns the path written (its folder is created
         if missing).
 
         Examples
@@ -378,17 +401,18 @@ class History:
         """
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        names = [f.name for f in fields(EpochRecord)]
+        names = _columns(self.records)
         writer.writerow(names)
         for record in self.records:
-            writer.writerow(["" if v is None else v for v in _values(record)])
+            writer.writerow(["" if v is None else v for v in _values(record, names)])
         return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
     def to_dataframe(self) -> Any:
         """Every record (epoch 0 included) as a :class:`pandas.DataFrame`, one column per field.
 
         Needs pandas, the optional extra ``fmclassify[pandas]``. Missing values (``None``) are
-        NaN; every column but ``epoch`` is float.
+        NaN; every column but ``epoch`` is float. The ``raw_*`` columns appear only for a run
+        with EMA that recorded them (as in :meth:`to_csv`).
 
         Returns
         -------
@@ -405,8 +429,8 @@ class History:
         except ImportError:
             raise ImportError('History.to_dataframe needs pandas; install it with '
                               'pip install "fmclassify[pandas]"') from None
-        names = [f.name for f in fields(EpochRecord)]
-        frame = pd.DataFrame([_values(r) for r in self.records], columns=names)
+        names = _columns(self.records)
+        frame = pd.DataFrame([_values(r, names) for r in self.records], columns=names)
         return frame.astype({name: "float64" for name in names if name != "epoch"})
 
     def plot(self, **kwargs: Any) -> Any:
@@ -420,9 +444,18 @@ def _inf_if_none(value: Any) -> Any:
     return float("inf") if value is None else value
 
 
-def _values(record: EpochRecord) -> list[Any]:
-    """The fields of one record, in declaration order (the CSV and DataFrame columns)."""
-    return [getattr(record, f.name) for f in fields(record)]
+def _columns(records: list[EpochRecord]) -> list[str]:
+    """The CSV and DataFrame columns: every field, the raw (EMA) ones only when recorded."""
+    return [f.name for f in fields(EpochRecord)
+            if f.name not in _RAW or any(getattr(r, f.name) is not None for r in records)]
+
+
+def _values(record: EpochRecord, names: list[str]) -> list[Any]:
+    """The values of one record in the columns ``names``."""
+    return [getattr(record, name) for name in names]
+
+
+_RAW = ("raw_test_loss", "raw_test_accuracy", "raw_val_loss", "raw_val_accuracy")
 
 
 #: (field, heading, formatter) of the History table; val columns and lr only when present.
@@ -433,10 +466,12 @@ _TABLE_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("test_accuracy", "test acc (%)", fixed(2, scale=100)),
     ("val_loss", "val loss", fixed(4)),
     ("val_accuracy", "val acc (%)", fixed(2, scale=100)),
+    ("raw_test_accuracy", "raw test acc (%)", fixed(2, scale=100)),
+    ("raw_val_accuracy", "raw val acc (%)", fixed(2, scale=100)),
     ("lr", "lr", lambda v: "-" if v is None else f"{v:.4g}"),
     ("seconds", "seconds", fixed(1)),
 ]
-_OPTIONAL = {"val_loss", "val_accuracy", "lr"}
+_OPTIONAL = {"val_loss", "val_accuracy", "raw_test_accuracy", "raw_val_accuracy", "lr"}
 _TABLE_EDGE = 10  # a longer run shows its first and last ten epochs
 _SUMMARY_KEYS = ("model", "dataset", "lr", "epochs", "batch_size", "optimizer", "seed",
                  "parameters", "device", "step")

@@ -35,6 +35,23 @@ The rules, step ``i = 0 .. steps - 1``:
   ``"minimum/10"``
       a tenth of the rate at the lowest smoothed loss.
 
+What a suggestion means, and momentum
+-------------------------------------
+A suggestion is a rate at which the loss fell during the test, under the recipe the test ran
+with: each rate got one batch, from the weights the smaller rates left. It is a place to start
+a short search, not the best rate of a run. Measured against 2-epoch runs on 6,000 images
+(``benchmarks/lr_find_check.py``, figures in ``benchmarks/README.md``), the valley was the
+best rate or within 2 points of it for the course's ``base`` and ``deeper`` with and without
+momentum, and 6-7x below the best for a small two-block CNN, where ``"steepest"`` was right;
+so train the valley and the steepest rate (and one between) and let the runs decide.
+
+Run the test with the momentum (and batch size, weight decay, label smoothing) you will train
+with. SGD's momentum ``m`` sums the recent gradients into each step, up to ``1 / (1 - m)``
+times one gradient (10 for 0.9), so the loss starts to fall at smaller rates: momentum 0.9
+moved each suggestion down by 3-4x, and the best rates of real runs moved with it (``base``:
+best 0.3 without, 0.03 with). A suggestion found without momentum is too large for a run
+with it, and one found with it too small for a run without.
+
 The test never changes the model: its parameters and buffers (batch-norm statistics
 included), their gradients, its device and each module's training flag are restored, and so is
 torch's global random state (used by dropout; seeded with ``seed`` for the run), also when the
@@ -407,6 +424,14 @@ def lr_find(model: nn.Module, train: ImageDataset, *, start_lr: float = 1e-7,
     -------
     LRFinderResult
         The curve, the suggestions, and why it stopped.
+
+    Notes
+    -----
+    The suggestions hold for the recipe passed here: run the test with the ``momentum``,
+    ``batch_size``, ``weight_decay`` and ``label_smoothing`` the Trainer will use (momentum 0.9
+    moves the good rates down by 3-10x). Treat ``suggestion`` (the valley) as the low end of a
+    short search up to ``suggestions["steepest"]``; see the module documentation for the
+    measurements.
 
     Raises
     ------

@@ -22,7 +22,12 @@ Choices a reader might question:
   a small split still holds every class; drawn once from its own generator seeded with the
   run's seed, so it does not shift the shuffling order.
 * **EMA** is :class:`torch.optim.swa_utils.AveragedModel` with an exponential average of the
-  parameters (and batch-norm buffers), updated after every step and used for evaluation.
+  parameters (and batch-norm buffers), updated after every step and used for evaluation, with
+  the warm-up of :func:`ema_decay` so it does not start dominated by the initial weights. It
+  pays off when the run is long against ``1 / (1 - decay)`` steps (1,000 for 0.999, 100 for
+  0.99): the average then smooths the last of many steps. Over a run of a few hundred steps
+  the warm-up keeps it close to the raw weights (within a point or two), and a full ``decay``
+  never applies; the History records the raw model's accuracy beside it (``raw_*`` fields).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from fmclassify.exceptions import ConfigError
 
 __all__ = [
     "AUGMENTATIONS",
+    "EMA_WARMUP",
     "OPTIMIZERS",
     "PRECISIONS",
     "SCHEDULES",
@@ -54,6 +60,7 @@ __all__ = [
     "Recipe",
     "black_value",
     "crop_padding",
+    "ema_decay",
     "make_ema",
     "make_optimizer",
     "make_schedule",
@@ -101,15 +108,17 @@ class Recipe:
         Of the training loss, in [0, 1); evaluation losses are plain cross-entropy.
     clip_grad_norm : float or None, default None
         Clip the gradients' global L2 norm to this (callbacks see them unclipped).
-    augment : sequence of {"flip", "crop"} or callables, optional
-        Batch augmentations applied in order to every training batch.
+    augment : sequence of {"flip", "crop", "erase"} or callables, or str, optional
+        Batch augmentations applied in order to every training batch; a string is one name
+        (``"flip"``) or comma-separated names (``"crop,flip"``), kept as a tuple of names.
     val_split : float or int or None, default None
         Hold out this fraction (0 < f < 1) or count of the training set, stratified by class.
     precision : {"fp32", "bf16"}, default "fp32"
         ``"bf16"`` runs forward passes under ``torch.autocast`` in bfloat16 (CPU and CUDA).
     ema : float or None, default None
         Decay of an exponential moving average of the weights, in (0, 1), e.g. 0.999;
-        evaluation then uses the average.
+        evaluation then uses the average, warmed up by :func:`ema_decay`. Worth it when the
+        run is long against ``1 / (1 - ema)`` steps (1,000 for 0.999, 100 for 0.99).
 
     Raises
     ------
@@ -134,7 +143,7 @@ class Recipe:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None
-    augment: tuple[AugmentArg, ...] | None = None
+    augment: tuple[AugmentArg, ...] | str | None = None  # a str becomes a tuple
     val_split: float | int | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     ema: float | None = None
@@ -456,10 +465,61 @@ def split_validation(train: ImageDataset, val_split: float | int,
     return train.subset(train_index), train.subset(val_index)
 
 
+#: The EMA's warm-up: its update ``t`` uses the decay ``min(decay, (1 + t) / (EMA_WARMUP + t))``.
+EMA_WARMUP = 10
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """The decay the EMA applies at its update after ``updates`` earlier ones.
+
+    ``min(decay, (1 + t) / (10 + t))`` for ``t = updates``: the warm-up of TensorFlow's
+    ``tf.train.ExponentialMovingAverage(decay, num_updates=t)``. Without it, a 0.999 average
+    of a 100-step run still holds 0.999 ** 100 = 90 % of its first weights, which are barely
+    trained; with it the average forgets its start at once (0.18 at ``t = 1``, 0.5 at
+    ``t = 8``, 0.9 at ``t = 80``) and reaches ``decay`` after ``(10 * decay - 1) / (1 - decay)``
+    updates (890 for 0.99, 8,990 for 0.999). Until then, at update ``T`` it weighs the weights
+    of update ``s`` about as ``(s / T) ** 8``: an average centred 90 % of the way through the
+    run so far, which lags a short run little. (timm's ``ModelEmaV3`` warms up as
+    ``1 - (1 + t) ** -0.75``, which averages more of a short run and so lags it more.)
+
+    Examples
+    --------
+    >>> [round(ema_decay(0.999, t), 3) for t in (0, 1, 8, 80, 10_000)]
+    [0.1, 0.182, 0.5, 0.9, 0.999]
+    """
+    return min(decay, (1 + updates) / (EMA_WARMUP + updates))
+
+
 def make_ema(model: torch.nn.Module, decay: float | None) -> Any:
-    """An :class:`~torch.optim.swa_utils.AveragedModel` averaging ``model``, or None."""
+    """An exponential moving average of ``model``'s weights with a warm-up, or None.
+
+    An :class:`~torch.optim.swa_utils.AveragedModel` whose update ``t`` (its ``n_averaged``
+    buffer, which its ``state_dict`` carries, so a resumed run continues the warm-up bit for
+    bit) moves the average towards the model by ``1 - ema_decay(decay, t)``; its first update
+    copies the model. Batch-norm running means and variances are averaged with the same
+    decay as the weights (``use_buffers=True``, as timm's ModelEma does), so the average's
+    statistics describe activations of weights like its own; integer buffers
+    (``num_batches_tracked``) are copied.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model; the average is a deep copy of it.
+    decay : float or None
+        The decay after the warm-up, in (0, 1); None for no EMA.
+    """
     if decay is None:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor],
+               updates: torch.Tensor) -> None:
+        if not torch.is_floating_point(averaged[0]):  # counters: copied, not averaged
+            torch._foreach_copy_(averaged, current)
+            return
+        # ema_decay on the device: no host sync per step (updates is on the params' device)
+        kept = torch.clamp((1 + updates) / (EMA_WARMUP + updates), max=decay)
+        torch._foreach_lerp_(averaged, current, (1 - kept).to(averaged[0].dtype))
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
