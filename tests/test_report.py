@@ -441,14 +441,18 @@ def test_a_full_disk_keeps_every_finished_run_and_the_rerun_trains_only_the_rest
 
 def test_disk_use_stays_near_the_final_size(data, tmp_path):
     """While the runs train, at most one kept checkpoint per Q1.4 model is on disk (beside
-    the checkpoint of the run in training), and one at the end: the interpreted model's."""
+    the checkpoint of the run in training), only the best model's once Q1.4 is stored, and
+    one at the end: the interpreted model's."""
     runs = tmp_path / "runs"
-    kept: list[list[str]] = []
-    report = run_assignment(tmp_path, data=data, **KW, workers=1,
-                            on_run=lambda _: kept.append(sorted(
-                                p.name for p in runs.glob("*.final.pt"))))
-    assert max(len(k) for k in kept) == len(KW["models"])
-    assert not list(runs.glob("*.ckpt"))
+    seen: list[tuple[set[str], set[str]]] = []  # (kept checkpoints, stored runs) per arrival
+
+    def look(_run):
+        seen.append(({p.name.removesuffix(".final.pt") for p in runs.glob("*.final.pt")},
+                     {p.stem for p in runs.glob("*.json")}))
+
+    report = run_assignment(tmp_path, data=data, **KW, workers=1, on_run=look)
     q14 = {r.spec.key for r in report.results["q1_4"].runs}
-    assert {name.removesuffix(".final.pt") for k in kept for name in k} <= q14
-    assert len(list(runs.glob("*.final.pt"))) == 1
+    assert all(kept <= q14 and len(kept) <= len(KW["models"]) for kept, _ in seen)
+    assert all(len(kept) <= 1 for kept, stored in seen if q14 <= stored)
+    assert any(kept for kept, _ in seen) and not list(runs.glob("*.ckpt"))
+    assert len(list(runs.glob("*.final.pt"))) == 1 and report.results["q1_4"].runs

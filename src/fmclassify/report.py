@@ -310,16 +310,18 @@ class _FinalCheckpointStore(RunStore):
     Only the report's interpreted model needs one, and which Q1.4 model that is is known when
     all of Q1.4 has finished; so the first finished run of each Q1.4 model keeps its
     checkpoint (:meth:`keep_final`) and every other run's is deleted when it is stored: the
-    folder holds at most one checkpoint per Q1.4 model beside those of the runs in training.
+    folder holds at most one checkpoint per Q1.4 model beside those of the runs in training,
+    and once every Q1.4 run is stored, only the most accurate model's (the runs go out the
+    longest first, so Q1.4's CNN usually finishes early).
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         super().__init__(folder)
-        self._keep: dict[str, str] = {}  # key -> model of the runs whose weights may be kept
+        self._keep: dict[str, RunSpec] = {}  # the runs whose weights may be kept, by key
 
     def keep_final(self, specs: Iterable[RunSpec]) -> None:
         """Let the first finished run of each model among ``specs`` keep its last checkpoint."""
-        self._keep = {s.key: s.model for s in specs}
+        self._keep = {s.key: s for s in specs}
 
     def final_path(self, spec: RunSpec) -> Path:
         """Where the finished run of ``spec`` keeps its last checkpoint."""
@@ -331,8 +333,18 @@ class _FinalCheckpointStore(RunStore):
     def _wanted(self, spec: RunSpec) -> bool:
         """Whether ``spec``'s run keeps its checkpoint: Q1.4's, its model's first one."""
         return spec.key in self._keep and not any(
-            self._final(key).exists() for key, model in self._keep.items()
-            if model == spec.model)
+            self._final(key).exists() for key, other in self._keep.items()
+            if other.model == spec.model)
+
+    def _prune(self) -> None:
+        """Once every Q1.4 run is stored, delete the kept checkpoints of the other models."""
+        if not self._keep or not all(self.json_path(s).exists() for s in self._keep.values()):
+            return
+        runs = [r for r in map(self.load, self._keep.values()) if r is not None]
+        best = _best_name(ExperimentResult("compare_models", runs=runs, group_by="model"))
+        for key, spec in self._keep.items():
+            if spec.model != best:
+                self._final(key).unlink(missing_ok=True)
 
     def save(self, result: RunResult) -> Path:
         """Keep the checkpoint under :meth:`final_path` when it is wanted, then store the run.
@@ -350,11 +362,14 @@ class _FinalCheckpointStore(RunStore):
             except OSError as exc:
                 raise output_error(final, exc) from None
         try:
-            return super().save(result)
+            path = super().save(result)
         except BaseException:
             if kept:
                 os.replace(final, checkpoint)
             raise
+        if result.spec.key in self._keep:
+            self._prune()
+        return path
 
 
 def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
@@ -366,10 +381,9 @@ def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
     by an older version, or read from the first epochs of a Q1.2 run), the first trained seed
     is trained again, in this process; the report then says so.
     """
-    rows = [r for r in models.table() if r["final_accuracy"] is not None]
-    if not rows:
+    name = _best_name(models)
+    if name is None:
         return None
-    name = max(rows, key=lambda r: r["final_accuracy"])["model"]
     trained = [r for r in models.runs if r.spec.model == name
                and r.history.status not in ("diverged", "failed")]
     # the first seed whose weights were kept (a run read from a longer one has none)
@@ -382,6 +396,12 @@ def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
     return BestModel(run=run, interpretation=interpret(trainer.model, how["data"][1],
                                                        device=how["device"]),
                      restored=restored)
+
+
+def _best_name(models: ExperimentResult) -> str | None:
+    """The Q1.4 model of the highest mean final accuracy; None when no model has one."""
+    rows = [r for r in models.table() if r["final_accuracy"] is not None]
+    return max(rows, key=lambda r: r["final_accuracy"])["model"] if rows else None
 
 
 # -- arguments and the output folder ------------------------------------------------------------
