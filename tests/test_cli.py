@@ -271,3 +271,14 @@ def test_a_full_disk_is_one_line_exit_1_and_keeps_the_finished_runs(idx_root, tm
     monkeypatch.undo()
     assert main(sweep_argv(idx_root, "--store", str(store))) == 0
     assert len(list(store.glob("*.json"))) == 2
+
+
+def test_train_checks_where_it_writes_before_training(fake_fashion, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    for flag in ("--json", "--checkpoint"):
+        code = main(["train", "--epochs", "1", "--no-progress", flag,
+                     str(tmp_path / "afile" / "run.out")])
+        captured = capsys.readouterr()
+        assert code == 1 and "epoch" not in captured.out  # nothing trained
+        assert captured.err.startswith("fmclassify: error: cannot create the folder ")
+        assert "afile' is a file, not a folder" in captured.err and captured.err.count("\n") == 1
