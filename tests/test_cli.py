@@ -169,3 +169,116 @@ def test_python_dash_m_fmclassify_runs_the_command():
     proc = subprocess.run([sys.executable, "-m", "fmclassify", "--version"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("fmclassify ")
+
+
+# -- what the run trained on --------------------------------------------------------------------
+
+
+def test_train_with_a_validation_split_shows_its_columns_and_the_true_sizes(fake_fashion,
+                                                                            capsys):
+    assert main(["train", "--epochs", "2", "--val-split", "0.1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 256 training images, 26 (10%, stratified) held out for validation
+    assert lines[0].startswith("training base on synthetic (230 train / 26 validation / 128 "
+                               "test images) with lr 0.1, batch 64, on cpu")
+    assert lines[1].split() == ["epoch", "train", "loss", "val", "loss", "val", "acc", "test",
+                                "loss", "accuracy", "seconds"]
+    for epoch, line in enumerate(lines[2:4], start=1):
+        cells = line.split()
+        assert int(cells[0]) == epoch and len(cells) == 7
+        assert float(cells[2]) > 0 and cells[3].endswith("%")  # val loss, val accuracy
+
+
+def test_train_without_a_validation_split_shows_the_course_table(fake_fashion, capsys):
+    assert main(["train", "--epochs", "1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(256 train / 128 test images)" in lines[0]
+    assert lines[1].split() == ["epoch", "train", "loss", "test", "loss", "accuracy", "seconds"]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`fmclassify params deeper | head -0`: the pipe is closed before the first write."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fmclassify", "params", "deeper"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.stderr == ""  # no BrokenPipeError traceback, no "Exception ignored"
+    assert proc.returncode == 141  # 128 + SIGPIPE, what the shell reports for `yes | head`
+
+
+def test_data_not_found_names_the_command_line_flags(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FMCLASSIFY_DATA", str(tmp_path))
+    monkeypatch.setattr(fmclassify.data, "SYSTEM_DATA_DIR", tmp_path / "none")
+    monkeypatch.setattr(fmclassify.data, "_user_cache_dir", lambda: tmp_path / "cache")
+    code = main(["train", "--data-root", str(tmp_path), "--no-download", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "could not find the fashion-mnist data set" in err
+    assert "download: not attempted (--no-download)" in err
+    assert "pass --data-root <folder>" in err
+    assert "run without --no-download on a machine with internet access" in err
+    assert "load_dataset(" not in err and "root=<folder>" not in err
+
+
+def test_did_you_mean_offers_only_names_the_models_command_lists(capsys):
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["model", "trainable", "params", "aliases"]
+    assert next(r for r in table if r.startswith("deeper")).split()[2] == "cnn"
+    assert main(["params", "cnm"]) == 2
+    assert "did you mean 'cnn' (another name for 'deeper')?" in capsys.readouterr().err
+
+
+# -- the place it writes to ---------------------------------------------------------------------
+
+
+def test_an_assignment_under_a_file_is_one_line_before_any_progress_bar(tmp_path, capsys,
+                                                                       monkeypatch):
+    (tmp_path / "afile").write_text("mine")
+    monkeypatch.setattr(fmclassify.data, "load_dataset", lambda *a, **k: pytest.fail("loaded"))
+    assert main(["assignment", "--out", str(tmp_path / "afile" / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fmclassify: error: cannot create the folder ")
+    assert "afile' is a file, not a folder" in err
+    assert err.count("\n") == 1 and "assignment runs" not in err
+
+
+def test_a_full_disk_is_one_line_exit_1_and_keeps_the_finished_runs(idx_root, tmp_path, capsys,
+                                                                   monkeypatch):
+    import errno
+    import os
+
+    real_open, store = os.open, tmp_path / "runs"
+
+    def full_after_one(path, flags, *args, **kwargs):  # the first run's result fits, no more
+        if os.fspath(path).startswith(str(store) + "/.") and flags & os.O_CREAT and len(
+                list(store.glob("*.json"))) >= 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", full_after_one)
+    assert main(sweep_argv(idx_root, "--store", str(store))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fmclassify: error: cannot write ") and err.count("\n") == 1
+    assert "no space left on the device" in err and "Traceback" not in err
+    assert len(list(store.glob("*.json"))) == 1
+    monkeypatch.undo()
+    assert main(sweep_argv(idx_root, "--store", str(store))) == 0
+    assert len(list(store.glob("*.json"))) == 2
+
+
+def test_train_checks_where_it_writes_before_training(fake_fashion, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    for flag in ("--json", "--checkpoint"):
+        code = main(["train", "--epochs", "1", "--no-progress", flag,
+                     str(tmp_path / "afile" / "run.out")])
+        captured = capsys.readouterr()
+        assert code == 1 and "epoch" not in captured.out  # nothing trained
+        assert captured.err.startswith("fmclassify: error: cannot create the folder ")
+        assert "afile' is a file, not a folder" in captured.err and captured.err.count("\n") == 1

@@ -109,6 +109,18 @@ def test_unknown_model_suggests_close_names():
         fmc.build_model("bse")
 
 
+def test_an_alias_is_offered_with_the_name_it_stands_for():
+    """`fmclassify models` lists names (aliases in their own column): a bare 'cnn' in the
+    suggestion named a model no list showed."""
+    with pytest.raises(UnknownModelError, match=r"unknown model 'cnm'; did you mean 'cnn' "
+                                                r"\(another name for 'deeper'\)\? registered: "
+                                                r"base, deeper, wider"):
+        fmc.build_model("cnm")
+    with pytest.raises(UnknownModelError, match=r"did you mean 'quickstart' \(another name "
+                                                r"for 'base'\)"):
+        fmc.build_model("quickstat")
+
+
 def test_aliases_resolve():
     assert fmc.build_model("quickstart").fmclassify_name == "base"
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -11,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import fmclassify.runs
 from fmclassify.checkpoint import read_checkpoint_history
-from fmclassify.exceptions import ConfigError
+from fmclassify.exceptions import ConfigError, OutputError, RunFailedError
 from fmclassify.report import BUDGETS, Budget, run_assignment, total_runs
 from fmclassify.training import Trainer
 from helpers import make_dataset
@@ -362,3 +366,93 @@ def test_a_budget_of_no_recipe_epochs_skips_the_last_section(data, tmp_path):
     assert len(list((tmp_path / "runs").glob("*.json"))) == total_runs(
         1, ("base", "wider"), (0.5, 0.05), recipe=False)
     assert "recipe" not in json.loads((tmp_path / "results.json").read_text())["tables"]
+
+
+# -- the place it writes to: modes, failures, disk use -------------------------------------------
+
+
+def test_every_file_of_a_report_follows_the_umask(one_seed):
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [p for p in one_seed.out.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".md", ".html", ".json", ".png", ".pt"}
+    assert {str(p.relative_to(one_seed.out)): stat.S_IMODE(p.stat().st_mode) for p in files} == {
+        str(p.relative_to(one_seed.out)): 0o666 & ~mask for p in files}
+
+
+def never_trains(*args, **kwargs):
+    raise AssertionError("a run trained although the output folder cannot be written")
+
+
+def test_an_output_folder_under_a_file_fails_before_any_run(data, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("mine")
+    monkeypatch.setattr(fmclassify.runs, "_train", never_trains)
+    with pytest.raises(OutputError, match=r"cannot create the folder '.*afile/sub': '.*afile' "
+                                          "is a file, not a folder"):
+        run_assignment(tmp_path / "afile" / "sub", data=data, **KW, workers=1)
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_no_report_is_written_from_runs_that_all_failed(data, tmp_path, monkeypatch):
+    def broken(spec, *args, **kwargs):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(fmclassify.runs, "_train", broken)
+    with pytest.raises(RunFailedError, match=r"all \d+ runs failed, so no report was written; "
+                                             r"the first, .*RuntimeError: the GPU caught fire"):
+        run_assignment(tmp_path, data=data, **KW, workers=1)
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "results.json").exists()
+
+
+def test_a_full_disk_keeps_every_finished_run_and_the_rerun_trains_only_the_rest(
+        data, tmp_path, monkeypatch):
+    """The disk fills after six runs are stored: one error, no report; once space is freed the
+    same call trains only the runs that were not stored, and the report is whole."""
+    real_open, stored = os.open, []
+
+    def open_(path, flags, *args, **kwargs):
+        name = os.fspath(path)
+        if "/runs/." in name and flags & os.O_CREAT:
+            if len(stored) >= 6:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+            if ".json." in name:
+                stored.append(name)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    with pytest.raises(OutputError, match=r"cannot write '.*/runs/.*': no space left on the "
+                                          "device"):
+        run_assignment(tmp_path, data=data, **KW, workers=1)
+    monkeypatch.undo()
+    finished = {p.name for p in (tmp_path / "runs").glob("*.json")}
+    assert len(finished) == 6 and not (tmp_path / "report.md").exists()
+    trained: list[str] = []
+    real_train = fmclassify.runs._train
+
+    def train(spec, *args, **kwargs):
+        trained.append(f"{spec.key}.json")
+        return real_train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(fmclassify.runs, "_train", train)
+    report = run_assignment(tmp_path, data=data, **KW, workers=1)
+    assert trained and finished.isdisjoint(trained)
+    assert "Q1.7" in report.markdown and (tmp_path / "report.html").exists()
+
+
+def test_disk_use_stays_near_the_final_size(data, tmp_path):
+    """While the runs train, at most one kept checkpoint per Q1.4 model is on disk (beside
+    the checkpoint of the run in training), only the best model's once Q1.4 is stored, and
+    one at the end: the interpreted model's."""
+    runs = tmp_path / "runs"
+    seen: list[tuple[set[str], set[str]]] = []  # (kept checkpoints, stored runs) per arrival
+
+    def look(_run):
+        seen.append(({p.name.removesuffix(".final.pt") for p in runs.glob("*.final.pt")},
+                     {p.stem for p in runs.glob("*.json")}))
+
+    report = run_assignment(tmp_path, data=data, **KW, workers=1, on_run=look)
+    q14 = {r.spec.key for r in report.results["q1_4"].runs}
+    assert all(kept <= q14 and len(kept) <= len(KW["models"]) for kept, _ in seen)
+    assert all(len(kept) <= 1 for kept, stored in seen if q14 <= stored)
+    assert any(kept for kept, _ in seen) and not list(runs.glob("*.ckpt"))
+    assert len(list(runs.glob("*.final.pt"))) == 1 and report.results["q1_4"].runs

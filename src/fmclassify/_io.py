@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "dumps_json", "json_ready"]
+from fmclassify.exceptions import OutputError
+
+__all__ = ["atomic_write_bytes", "dumps_json", "json_ready", "make_folder", "output_error"]
 
 
 def json_ready(value: Any) -> Any:
@@ -55,7 +60,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename.
 
     Readers see either the old file or the new one, never a partial write; a crash leaves at
-    most a stray ``.tmp`` file beside the target.
+    most a stray ``.tmp`` file beside the target. The file gets the permissions a plain
+    ``open(path, "w")`` gives: a new file ``0o666`` less the user's umask (``-rw-r--r--``
+    under umask 022), a replaced file keeps its mode.
 
     Parameters
     ----------
@@ -68,17 +75,96 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be made or the file cannot be written (a parent is a file, no
+        permission, no space left); it names the path and what failed. The old file, if any,
+        is left as it was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: a new file of our own; mode 0o666 lets the kernel apply the umask, as open() does
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+    except OSError as exc:
+        raise output_error(target, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(fh.fileno(), stat.S_IMODE(os.stat(target).st_mode))  # as open() keeps it
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise output_error(target, exc) from None
         raise
     return target
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and its parents if missing (``mkdir -p``); return it.
+
+    Raises
+    ------
+    OutputError
+        When it cannot be made: a parent is a file, no permission, no space left.
+    """
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path, exc, action="create the folder") from None
+    return path
+
+
+def output_error(path: str | os.PathLike[str], exc: OSError, *,
+                 action: str = "write") -> OutputError:
+    r"""The :class:`OutputError` for ``exc``, raised writing ``path``: what failed, how to fix it.
+
+    Examples
+    --------
+    >>> import errno
+    >>> exc = output_error("out/run.json", OSError(errno.ENOSPC, "No space left on device"))
+    >>> print(str(exc).replace("; ", ";\n"))
+    cannot write 'out/run.json': no space left on the device (No space left on device);
+    free some space or write elsewhere, then run again: what finished is kept
+    """
+    target = Path(path)
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        why = "no space left on the device"
+        fix = "free some space or write elsewhere, then run again: what finished is kept"
+    elif code in (errno.ENOTDIR, errno.EEXIST) or _blocking_file(target) is not None:
+        blocker = _blocking_file(target)
+        why = (f"{str(blocker)!r} is a file, not a folder" if blocker is not None
+               else "a part of the path is not a folder")
+        fix = "choose a path whose folders are folders"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+        fix = "choose a folder you may write to, or change its permissions"
+    elif code == errno.EROFS:
+        why = "the file system is read-only"
+        fix = "choose a folder on a writable file system"
+    else:
+        why = "the operating system refused the write"
+        fix = "check the folder, then run again: what finished is kept"
+    detail = exc.strerror or type(exc).__name__
+    return OutputError(f"cannot {action} {str(target)!r}: {why} ({detail}); {fix}",
+                       errno=code, filename=str(target))
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The first part of ``path`` (or ``path`` itself, as a folder) that is a file, if any."""
+    for part in reversed((path, *path.parents)):
+        if part.exists() and not part.is_dir():
+            return part
+    return None

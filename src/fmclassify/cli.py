@@ -1,9 +1,11 @@
 """The ``fmclassify`` command: the library's functions behind subcommands.
 
 This is the only module that prints or exits. Each subcommand returns an exit code: 0 on
-success, 1 when runs of a sweep failed (the table shows which; the same command retries them),
-2 for a usage or input error (with one line saying what to fix), 130 after Ctrl-C (partial
-results are kept and the message says where).
+success, 1 when runs of a sweep failed (the table shows which; the same command retries them)
+or a file or folder could not be written (one line names it and what failed; finished runs
+are kept), 2 for a usage or input error (with one line saying what to fix), 130 after Ctrl-C
+(partial results are kept and the message says where), 141 when the reader of the output went
+away (``fmclassify params deeper | head``: the shell's 128 + SIGPIPE, and no traceback).
 
 Under torchrun (``torchrun --standalone --nproc-per-node=N -m fmclassify train ...``) ``train``
 trains one run over the N processes (:mod:`fmclassify.distributed`); rank 0 alone prints and
@@ -24,12 +26,18 @@ from typing import Any
 from tqdm import tqdm
 
 from fmclassify.callbacks import CallbackBase, RunContext
-from fmclassify.exceptions import FmClassifyError
+from fmclassify.exceptions import (
+    DataNotFoundError,
+    FmClassifyError,
+    OutputError,
+    RunFailedError,
+)
 from fmclassify.history import EpochRecord, History
 
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,15 +197,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"models": _cmd_models, "params": _cmd_params, "train": _cmd_train,
                 "assignment": _cmd_assignment, "sweep": _cmd_sweep}
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return code
+    except BrokenPipeError:
+        return _quiet_after_broken_pipe()
     except FmClassifyError as exc:
         rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "0"
         where = "" if rank == "0" else f" (rank {rank})"  # every rank of torchrun says its own
-        print(f"fmclassify: error{where}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"fmclassify: error{where}: {_for_the_command_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED if isinstance(exc, (OutputError, RunFailedError)) else EXIT_USAGE
     except KeyboardInterrupt:
         print("fmclassify: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _quiet_after_broken_pipe() -> int:
+    """End quietly when the reader of stdout went away (``| head``, ``| less`` quit early).
+
+    Python's documented way: point stdout at devnull, so the flush at exit does not raise
+    again and print a traceback; then exit as a process killed by SIGPIPE would appear.
+    """
+    with contextlib.suppress(OSError, ValueError):  # stdout may not be a real file (a test)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
+def _for_the_command_line(exc: FmClassifyError) -> str:
+    """The error's text, with the flags of this command where it names Python arguments."""
+    text = str(exc)
+    if isinstance(exc, DataNotFoundError):
+        from fmclassify.data import HINTS
+
+        flags = {"download": "run without --no-download on a machine with internet access",
+                 "root": "pass --data-root <folder>", "no_download": "(--no-download)"}
+        for what, phrase in HINTS.items():
+            text = text.replace(phrase, flags[what])
+    return text
 
 
 def _shape(args: argparse.Namespace) -> dict[str, int]:
@@ -215,11 +252,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
             count = f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
         except (FmClassifyError, RuntimeError, TypeError, ValueError) as exc:
             count = f"n/a ({type(exc).__name__})"
-        rows.append((spec.name, count, spec.source, spec.description))
+        rows.append((spec.name, count, ", ".join(spec.aliases), spec.source, spec.description))
     if not rows:
         print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
         return EXIT_USAGE
-    print(_table(("model", "trainable params", "source", "description"), rows, right={1}))
+    print(_table(("model", "trainable params", "aliases", "source", "description"), rows,
+                 right={1}))
     return EXIT_OK
 
 
@@ -260,6 +298,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"fmclassify: error: {args.json} exists; choose another --json path or delete it",
               file=sys.stderr)
         return EXIT_USAGE
+    _check_folders(args.json, args.checkpoint)  # before training, not after
     with process_group(args.device) as shard:  # one process, or rank r of torchrun's N
         return _train(args, lead=shard.rank == 0, world=shard.world)
 
@@ -273,15 +312,15 @@ def _train(args: argparse.Namespace, *, lead: bool, world: int) -> int:
     c, h, _ = train.image_shape
     model = build_model(args.model, num_classes=train.num_classes, in_channels=c, image_size=h,
                         seed=args.seed)
+    over = f" over {world} processes" if world > 1 else ""
+    printer = _EpochPrinter(f"training {args.model} on {train.name} ({{sizes}}) with lr "
+                            f"{args.lr:g}, batch {args.batch_size}, on {{device}}{over}")
     trainer = Trainer(model, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                       seed=args.seed, shuffle=not args.no_shuffle, step=args.step,
-                      device=args.device, callbacks=[_EpochPrinter()] if lead else [],
+                      device=args.device, callbacks=[printer] if lead else [],
                       progress=not args.no_progress, checkpoint=args.checkpoint,
                       **_recipe(args))  # type: ignore[arg-type]
     say: Callable[..., Any] = print if lead else (lambda *a, **k: None)
-    over = f" over {world} processes" if world > 1 else ""
-    say(f"training {args.model} on {train.name} ({len(train):,} train / {len(test):,} test "
-        f"images) with lr {args.lr:g}, batch {args.batch_size}, on {trainer.device}{over}")
     try:
         history = trainer.fit(train, test, resume=args.resume)
     except TrainingInterrupted as exc:
@@ -332,25 +371,67 @@ def _save_partial(history: History, args: argparse.Namespace) -> str:
     return "; ".join(places) if places else "pass --json/--checkpoint to keep partial results"
 
 
+def _check_folders(*paths: Path | None) -> None:
+    """Create the folders the files of ``paths`` go into; OutputError when one cannot be."""
+    from fmclassify._io import make_folder
+
+    for path in paths:
+        if path is not None:
+            make_folder(path.parent)
+
+
 class _EpochPrinter(CallbackBase):
-    """A callback that prints the course's epoch table as the run goes."""
+    """A callback that prints the run's header and the course's epoch table as the run goes.
+
+    The header gives the sizes the run trains on, read from the run's metadata (train,
+    validation and test images: a validation split is held out of the training set), and the
+    table shows validation columns when there is a validation split.
+
+    Parameters
+    ----------
+    header : str
+        The first line, with ``{sizes}`` and ``{device}`` filled in at the start of the fit.
+    """
 
     needs_gradients = False
 
+    def __init__(self, header: str) -> None:
+        self.header = header
+        self.validation = False
+
     def on_fit_start(self, run: RunContext) -> None:
-        """Print the table header."""
-        tqdm.write(f"{'epoch':>5}  {'train loss':>10}  {'test loss':>9}  {'accuracy':>8}  "
+        """Print the run's header and the table's."""
+        meta = run.history.metadata
+        held = meta.get("val_size") or 0
+        self.validation = held > 0
+        sizes = (f"{meta.get('train_size', 0):,} train / "
+                 + (f"{held:,} validation / " if held else "")
+                 + f"{meta.get('test_size', 0):,} test images")
+        tqdm.write(self.header.format(sizes=sizes, device=meta.get("device", "?")))
+        val = f"  {'val loss':>8}  {'val acc':>8}" if self.validation else ""
+        tqdm.write(f"{'epoch':>5}  {'train loss':>10}{val}  {'test loss':>9}  {'accuracy':>8}  "
                    f"{'seconds':>7}")
 
     def on_epoch_end(self, run: RunContext, record: EpochRecord) -> None:
         """Print one row."""
-        tqdm.write(f"{record.epoch:>5}  {record.train_loss or 0.0:>10.4f}  "
+        val = (f"  {_number(record.val_loss, '8.4f'):>8}  "
+               f"{_number(record.val_accuracy, '8.1%'):>8}") if self.validation else ""
+        tqdm.write(f"{record.epoch:>5}  {record.train_loss or 0.0:>10.4f}{val}  "
                    f"{record.test_loss:>9.4f}  {record.test_accuracy:>8.1%}  "
                    f"{record.seconds:>7.2f}")
 
 
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _cmd_assignment(args: argparse.Namespace) -> int:
-    from fmclassify.report import check_assignment, run_assignment, total_runs
+    from fmclassify.report import (
+        check_assignment,
+        claim_output_folder,
+        run_assignment,
+        total_runs,
+    )
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     lrs = _floats(args.lrs)
@@ -358,6 +439,7 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
                      device=args.device)
     _check_where(args)
     _check_sizes(args)
+    claim_output_folder(args.out)  # a folder it cannot write fails here, before any bar
     data = _load(args)
     total = total_runs(args.seeds, models, lrs)
     overall = tqdm(total=total, desc="assignment runs", unit="run", disable=args.no_progress)
@@ -368,6 +450,9 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
                                     progress=not args.no_progress, device=args.device,
                                     on_run=lambda _run: overall.update(), executor=executor,
                                     workers=args.workers)
+    except FmClassifyError:
+        overall.close()  # the error's one line goes below the bar, not into it
+        raise
     except KeyboardInterrupt:
         overall.close()
         print(f"fmclassify: interrupted; finished runs are kept in {args.out / 'runs'} and the "
@@ -384,6 +469,7 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from fmclassify._checks import check_int
     from fmclassify.experiments import lr_sweep
+    from fmclassify.runs import RunStore
 
     lrs = _floats(args.lrs)
     seeds = tuple(range(check_int("seeds", args.seeds)))
@@ -393,6 +479,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"fmclassify: error: {args.json} exists; choose another --json path or delete it",
               file=sys.stderr)
         return EXIT_USAGE
+    _check_folders(args.json)
+    store = RunStore(args.store) if args.store is not None else None  # made before any bar
     overall = tqdm(total=len(lrs) * len(seeds), desc="sweep runs", unit="run",
                    disable=args.no_progress)
     options = {"batch_size": args.batch_size, "shuffle": not args.no_shuffle, "step": args.step,
@@ -400,9 +488,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         with _executor(args) as executor:
             result = lr_sweep(args.model, lrs, args.epochs, seeds, data=_data_ref(args),
-                              store=args.store, device=args.device, executor=executor,
+                              store=store, device=args.device, executor=executor,
                               workers=args.workers, on_run=lambda _run: overall.update(),
                               **options)
+    except FmClassifyError:
+        overall.close()  # the error's one line goes below the bar, not into it
+        raise
     except KeyboardInterrupt:
         overall.close()
         kept = f"finished runs are kept in {args.store}" if args.store else "pass --store DIR"

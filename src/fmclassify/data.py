@@ -52,6 +52,7 @@ from .exceptions import ConfigError, DataError, DataNotFoundError, UnknownDatase
 __all__ = [
     "DATASETS",
     "ENV_VAR",
+    "HINTS",
     "SYSTEM_DATA_DIR",
     "ImageDataset",
     "iter_batches",
@@ -379,13 +380,22 @@ def _places(root: Path | None) -> list[Place]:
     ]
 
 
+#: The phrases of a :class:`DataNotFoundError` that speak of Python arguments, by what they
+#: refer to; the command line puts its own flags in their place (``--no-download``, ...).
+HINTS = {
+    "download": "call load_dataset(..., download=True) on a machine with internet access",
+    "root": "pass root=<folder>",
+    "no_download": "(download=False)",
+}
+
+
 def _not_found(spec: DatasetSpec, log: list[str], download: str) -> DataNotFoundError:
     """Build the one error that lists every place looked and the ways to fix it."""
     fixes = [f"install the system copy: {spec.install_hint}"] if spec.install_hint else []
     wanted = ", ".join(spec.files) + (" (each may be .gz)" if spec.kind == "idx" else "")
     fixes += [
-        f"put the files ({wanted}) in a folder and set {ENV_VAR}=<folder> or pass root=<folder>",
-        "call load_dataset(..., download=True) on a machine with internet access",
+        f"put the files ({wanted}) in a folder and set {ENV_VAR}=<folder> or {HINTS['root']}",
+        HINTS["download"],
     ]
     return DataNotFoundError(
         f"could not find the {spec.name} data set. Looked in:\n"
@@ -403,7 +413,7 @@ def _locate(spec: DatasetSpec, root: str | os.PathLike[str] | None, fetch: bool)
     if found is not None:
         return found
     if not fetch:
-        raise _not_found(spec, log, "not attempted (download=False)")
+        raise _not_found(spec, log, f"not attempted {HINTS['no_download']}")
     target = root_path if root_path is not None else _user_cache_dir()
     try:
         return _sources.download(spec, target)

@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "DataNotFoundError",
     "FmClassifyError",
+    "OutputError",
     "ParameterCountError",
     "RunFailedError",
     "UnknownDatasetError",
@@ -152,6 +153,49 @@ class CheckpointError(FmClassifyError):
     ...
     fmclassify.exceptions.CheckpointError: checkpoint 'other-run.ckpt' belongs to another run ...
     """
+
+
+class OutputError(FmClassifyError, OSError):
+    """A file or folder could not be written: not a folder, no permission, no space left.
+
+    The message names the path and what failed, and says how to fix it. It is an
+    :class:`OSError` too (``errno`` and ``filename`` are set), so ``except OSError`` code keeps
+    working. What finished before (runs in a store, earlier files) is kept: calling again
+    once the cause is fixed does only what is missing.
+
+    Parameters
+    ----------
+    message : str
+        The whole message.
+    errno : int, optional
+        The operating system's error number (``errno.ENOSPC``, ...).
+    filename : str, optional
+        The path that could not be written.
+
+    Examples
+    --------
+    >>> import errno
+    >>> exc = OutputError("cannot write 'out/a.json': no space left on the device",
+    ...                   errno=errno.ENOSPC, filename="out/a.json")
+    >>> isinstance(exc, OSError), exc.errno == errno.ENOSPC, str(exc)
+    (True, True, "cannot write 'out/a.json': no space left on the device")
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None,
+                 filename: str | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:  # OSError would print "[Errno ...]" only when given two args
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword arguments survive a process pool
+        return (_output_error, (str(self), self.errno, self.filename))
+
+
+def _output_error(message: str, errno: int | None, filename: str | None) -> OutputError:
+    return OutputError(message, errno=errno, filename=filename)
 
 
 class WorkerLostError(FmClassifyError):

@@ -219,8 +219,12 @@ def get_model_spec(name: str) -> ModelSpec:
         if key in _models:
             return _models[key]
         known = sorted(_models)
-        close = difflib.get_close_matches(name, [*known, *_aliases], n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        aliases = dict(_aliases)
+    # an alias is offered with the name it stands for, as `fmclassify models` lists it
+    close = difflib.get_close_matches(name, [*known, *aliases], n=3, cutoff=0.5)
+    offers = [repr(c) if c not in aliases else f"{c!r} (another name for {aliases[c]!r})"
+              for c in close]
+    hint = f"did you mean {', '.join(offers)}? " if offers else ""
     raise UnknownModelError(
         f"unknown model {name!r}; {hint}registered: {', '.join(known)} "
         "(see `fmclassify models`, or register your own with @fmclassify.register_model)"

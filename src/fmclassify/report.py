@@ -9,7 +9,9 @@ three seeds each by default), then writes into ``out``:
   the course's CNN;
 * ``figures/*.png``;
 * ``runs/*.json``, every run's History (and gradient trace), keyed by its full configuration,
-  and ``runs/*.final.pt``, the last checkpoint of the Q1.4 run the report interprets;
+  and ``runs/*.final.pt``, the last checkpoint of the Q1.4 run the report interprets (while
+  the runs train, one such checkpoint per Q1.4 model, so the folder never holds much more
+  than its final size);
 * ``results.json``, every table.
 
 Finished runs are never trained twice and an unfinished one resumes from its last finished
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -37,12 +39,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fmclassify._budget import BUDGETS, RECIPE, RECIPE_LR, Budget
-from fmclassify._io import atomic_write_bytes
+from fmclassify._io import atomic_write_bytes, make_folder, output_error
 from fmclassify._sections import BestModel, Measured
 from fmclassify._sections_more import write_report
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import ImageDataset, load_dataset
-from fmclassify.exceptions import ConfigError
+from fmclassify.exceptions import ConfigError, RunFailedError
 from fmclassify.experiments import (
     ExperimentResult,
     compare_models,
@@ -58,7 +60,7 @@ from fmclassify.registry import build_model, get_model_spec
 from fmclassify.runs import RunResult, RunSpec, RunStore, run_many, trainer_for
 
 __all__ = ["BUDGETS", "CONVERGENCE_GUESS", "RECIPE", "RECIPE_LR", "AssignmentReport", "Budget",
-           "check_assignment", "run_assignment", "total_runs"]
+           "check_assignment", "claim_output_folder", "run_assignment", "total_runs"]
 
 DEFAULT_LRS = (1.0, 0.1, 0.01, 0.001)
 DEFAULT_MODELS = ("base", "deeper", "wider")
@@ -156,9 +158,15 @@ def run_assignment(
     ------
     ConfigError
         For an unknown budget, seeds < 1, or empty models or lrs.
+    OutputError
+        When ``out`` cannot be written (a parent is a file, no permission, no space left),
+        before any run trains or, for a full disk, as soon as a write fails: the finished runs
+        are kept in ``out/runs`` and the same call continues once space is freed.
+    RunFailedError
+        When every run failed: no report is written from them.
     """
     plan = check_assignment(budget, seeds, models, lrs, device=device)
-    out_dir = _claim_output_folder(Path(out))
+    out_dir = claim_output_folder(out)
     train, test = data if data is not None else load_dataset(dataset)
     train = plan.select(train)
     how: dict[str, Any] = {"data": (train, test), "progress": progress, "device": device,
@@ -221,12 +229,15 @@ def _measure(plan: Budget, models: list[str], lrs: list[float], runs_dir: Path,
                                   plan.recipe_epochs, **recipe)} if plan.recipe_epochs else {}),
         }
 
-    planned = [s for call in questions(how).values() for s in planned_runs(call)]
+    calls = questions(how)
+    planned = [s for call in calls.values() for s in planned_runs(call)]
+    store.keep_final(planned_runs(calls["q1_4"]))  # only a Q1.4 run's weights are interpreted
     flow = _flow_specs(planned, first)
     unique = list({s.key: s for s in [*planned, *flow]}.values())
-    run_many(_longest_first(unique, per_image), how["data"], store=store,
-             executor=how["executor"], workers=how["workers"], progress=how["progress"],
-             device=how["device"], on_run=how["on_run"])
+    trained = run_many(_longest_first(unique, per_image), how["data"], store=store,
+                       executor=how["executor"], workers=how["workers"],
+                       progress=how["progress"], device=how["device"], on_run=how["on_run"])
+    _check_some_trained(trained)
     quiet = {**how, "on_run": None}  # every run is in the store now: nothing trains below
     results = {name: call() for name, call in questions(quiet).items()}
     results["q1_7_flow"] = ExperimentResult(
@@ -280,24 +291,86 @@ def _flow_specs(specs: list[RunSpec], first: int) -> list[RunSpec]:
     return flows
 
 
+def _check_some_trained(runs: list[RunResult]) -> None:
+    """Refuse to write a report when every run failed: it would hold no number at all."""
+    failed = [r for r in runs if r.history.status == "failed"]
+    if runs and len(failed) == len(runs):
+        first = failed[0]
+        raise RunFailedError(
+            f"all {len(runs)} runs failed, so no report was written; the first, "
+            f"{first.spec.label} seed {first.spec.seed}: {first.history.reason}. Fix the cause "
+            "and run again")
+
+
 class _FinalCheckpointStore(RunStore):
-    """A :class:`RunStore` that keeps each finished run's last checkpoint as ``KEY.final.pt``.
+    """A :class:`RunStore` that keeps the last checkpoint of a few runs as ``KEY.final.pt``.
 
     The Trainer writes a run's checkpoint after every epoch and when it ends; a plain store
     deletes it once the run is stored. Keeping the last one lets the report rebuild a trained
     model exactly (the Trainer restores it and trains no epoch) without training it again.
+    Only the report's interpreted model needs one, and which Q1.4 model that is is known when
+    all of Q1.4 has finished; so the first finished run of each Q1.4 model keeps its
+    checkpoint (:meth:`keep_final`) and every other run's is deleted when it is stored: the
+    folder holds at most one checkpoint per Q1.4 model beside those of the runs in training,
+    and once every Q1.4 run is stored, only the most accurate model's (the runs go out the
+    longest first, so Q1.4's CNN usually finishes early).
     """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        super().__init__(folder)
+        self._keep: dict[str, RunSpec] = {}  # the runs whose weights may be kept, by key
+
+    def keep_final(self, specs: Iterable[RunSpec]) -> None:
+        """Let the first finished run of each model among ``specs`` keep its last checkpoint."""
+        self._keep = {s.key: s for s in specs}
 
     def final_path(self, spec: RunSpec) -> Path:
         """Where the finished run of ``spec`` keeps its last checkpoint."""
-        return self.folder / f"{spec.key}.final.pt"
+        return self._final(spec.key)
+
+    def _final(self, key: str) -> Path:
+        return self.folder / f"{key}.final.pt"
+
+    def _wanted(self, spec: RunSpec) -> bool:
+        """Whether ``spec``'s run keeps its checkpoint: Q1.4's, its model's first one."""
+        return spec.key in self._keep and not any(
+            self._final(key).exists() for key, other in self._keep.items()
+            if other.model == spec.model)
+
+    def _prune(self) -> None:
+        """Once every Q1.4 run is stored, delete the kept checkpoints of the other models."""
+        if not self._keep or not all(self.json_path(s).exists() for s in self._keep.values()):
+            return
+        runs = [r for r in map(self.load, self._keep.values()) if r is not None]
+        best = _best_name(ExperimentResult("compare_models", runs=runs, group_by="model"))
+        for key, spec in self._keep.items():
+            if spec.model != best:
+                self._final(key).unlink(missing_ok=True)
 
     def save(self, result: RunResult) -> Path:
-        """Keep the checkpoint under :meth:`final_path`, then store the run."""
+        """Keep the checkpoint under :meth:`final_path` when it is wanted, then store the run.
+
+        When storing fails (no space left), the checkpoint is put back, so the next call
+        resumes the run from it (training no epoch) instead of training it again.
+        """
         checkpoint = self.checkpoint_path(result.spec)
-        if checkpoint.exists() and result.history.status != "diverged":
-            os.replace(checkpoint, self.final_path(result.spec))
-        return super().save(result)
+        final = self.final_path(result.spec)
+        kept = (checkpoint.exists() and result.history.status != "diverged"
+                and self._wanted(result.spec))
+        if kept:
+            try:
+                os.replace(checkpoint, final)
+            except OSError as exc:
+                raise output_error(final, exc) from None
+        try:
+            path = super().save(result)
+        except BaseException:
+            if kept:
+                os.replace(final, checkpoint)
+            raise
+        if result.spec.key in self._keep:
+            self._prune()
+        return path
 
 
 def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
@@ -309,10 +382,9 @@ def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
     by an older version, or read from the first epochs of a Q1.2 run), the first trained seed
     is trained again, in this process; the report then says so.
     """
-    rows = [r for r in models.table() if r["final_accuracy"] is not None]
-    if not rows:
+    name = _best_name(models)
+    if name is None:
         return None
-    name = max(rows, key=lambda r: r["final_accuracy"])["model"]
     trained = [r for r in models.runs if r.spec.model == name
                and r.history.status not in ("diverged", "failed")]
     # the first seed whose weights were kept (a run read from a longer one has none)
@@ -327,22 +399,41 @@ def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
                      restored=restored)
 
 
+def _best_name(models: ExperimentResult) -> str | None:
+    """The Q1.4 model of the highest mean final accuracy; None when no model has one."""
+    rows = [r for r in models.table() if r["final_accuracy"] is not None]
+    return max(rows, key=lambda r: r["final_accuracy"])["model"] if rows else None
+
+
 # -- arguments and the output folder ------------------------------------------------------------
 
 _MARKER = ".fmclassify-report"
 
 
-def _claim_output_folder(out: Path) -> Path:
-    """Refuse a folder that holds someone else's files; mark ours so reruns may reuse it."""
+def claim_output_folder(out: str | os.PathLike[str]) -> Path:
+    """Check that ``out`` can hold a report, create it, and mark it as one; return it.
+
+    :func:`run_assignment` calls it first; call it yourself to learn of a bad folder before
+    anything else starts (the command line does, before its progress bar). A folder marked
+    by an earlier report is reused: its finished runs are not trained again.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is a file, or a folder holding files fmclassify did not write.
+    OutputError
+        ``out`` cannot be created or written: a parent is a file, no permission, no space.
+    """
+    out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the report")
+        raise ConfigError(f"output folder {str(out)!r} is a file; give a folder for the report")
     if out.is_dir() and any(out.iterdir()) and not (out / _MARKER).exists():
         raise ConfigError(
             f"output folder {str(out)!r} already holds files that fmclassify did not write; "
             "choose a new or empty folder so none of them is overwritten"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).touch()
+    make_folder(out)
+    atomic_write_bytes(out / _MARKER, b"")  # fails here, not after training, when it cannot
     return out
 
 

@@ -28,8 +28,10 @@ configuration at a constant rate, more epochs or a convergence detector) is read
 trained (:meth:`RunResult.first_epochs`). A run that fails (an error in training, a worker
 lost, data a worker cannot load) comes back with status ``"failed"`` and the error's text,
 and the others go on (``on_error="record"``), or it stops the call (``"raise"``); failed runs
-are not stored, so the next call tries them again. Ctrl-C cancels the runs not started and
-keeps those that finished.
+are not stored, so the next call tries them again. A run that cannot write its checkpoint
+(no space left, no permission: :class:`~fmclassify.OutputError`) stops the call instead, with
+that error, since every other run would fail the same way; the finished runs are kept. Ctrl-C
+cancels the runs not started and keeps those that finished.
 """
 
 from __future__ import annotations
@@ -47,7 +49,14 @@ from typing import Any, Literal
 
 from fmclassify._checks import check_choice, check_device, check_int
 from fmclassify.convergence import ConvergenceDetector
-from fmclassify.exceptions import ConfigError, DataError, RunFailedError, WorkerLostError
+from fmclassify.exceptions import (
+    ConfigError,
+    DataError,
+    FmClassifyError,
+    OutputError,
+    RunFailedError,
+    WorkerLostError,
+)
 from fmclassify.executors import (
     Data,
     DataHandle,
@@ -148,17 +157,36 @@ def _attempt(spec: RunSpec, data: Data, checkpoint: Path | None, progress: bool,
             raise DataError(f"the data here is {data_id(*data)}, but the run was made for "
                             f"{spec.data}; give every machine the same data set files")
         return _train(spec, data, checkpoint, progress, device)
+    except OutputError as exc:  # where it writes is at fault, not the run: the call stops
+        return _failed(spec, f"{type(exc).__name__}: {exc}", output=exc)
     except Exception as exc:
         return _failed(spec, f"{type(exc).__name__}: {exc}")
 
 
-def _failed(spec: RunSpec, error: str) -> RunResult:
+def _failed(spec: RunSpec, error: str, output: OutputError | None = None) -> RunResult:
     host = f"{socket.gethostname()}, pid {os.getpid()}"
-    history = History(status="failed", reason=f"{error} (on {host})",
-                      metadata={"model": spec.model, "lr": spec.lr, "epochs": spec.epochs,
+    metadata: dict[str, Any] = {"model": spec.model, "lr": spec.lr, "epochs": spec.epochs,
                                 "seed": spec.seed, "batch_size": spec.batch_size,
-                                "host": socket.gethostname()})
-    return RunResult(spec, history)
+                                "host": socket.gethostname()}
+    if output is not None:  # plain data, so it crosses from any worker
+        metadata["output_error"] = {"message": str(output), "errno": output.errno,
+                                    "filename": output.filename}
+    return RunResult(spec, History(status="failed", reason=f"{error} (on {host})",
+                                   metadata=metadata))
+
+
+def _stop_error(result: RunResult) -> FmClassifyError:
+    """The error that stops a call at this failed run.
+
+    A run that could not write (:class:`OutputError`) stops the call whatever ``on_error``
+    says: every other run would fail the same way.
+    """
+    where = f"run {result.spec.label} seed {result.spec.seed}"
+    output = result.history.metadata.get("output_error")
+    if output:
+        return OutputError(f"{output['message']} ({where} stopped; the finished runs are kept)",
+                           errno=output.get("errno"), filename=output.get("filename"))
+    return RunFailedError(f"{where} failed: {result.history.reason}; the finished runs are kept")
 
 
 def train_runs(specs: Sequence[RunSpec], data: DataHandle, store: str | None = None,
@@ -249,6 +277,10 @@ def run_many(
 
     Raises
     ------
+    OutputError
+        A run could not write its checkpoint or the store its result (no space left, no
+        permission): the call stops; the finished runs are kept, and the same call trains only
+        the rest once the cause is fixed.
     KeyboardInterrupt
         On Ctrl-C: runs not started are cancelled, running ones stop at their next step and
         keep the checkpoint of their last finished epoch, finished ones are in the store.
@@ -278,9 +310,8 @@ def run_many(
         done[i] = result
         if on_run is not None:
             on_run(result)
-        if failed and on_error == "raise":
-            raise RunFailedError(f"run {result.spec.label} seed {result.spec.seed} failed: "
-                                 f"{result.history.reason}; the finished runs are kept")
+        if failed and (on_error == "raise" or result.history.metadata.get("output_error")):
+            raise _stop_error(result)
 
     n = workers if workers is not None else local_workers(len(todo), device)
     if executor is None and min(n, len(todo)) > 1:

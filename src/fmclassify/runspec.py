@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fmclassify._checks import check_choice, check_int, check_lr, check_seed
-from fmclassify._io import atomic_write_bytes, dumps_json
+from fmclassify._io import atomic_write_bytes, dumps_json, make_folder
 from fmclassify.exceptions import ConfigError
 from fmclassify.history import History, completed_reason
 from fmclassify.recipes import Recipe
@@ -229,7 +229,7 @@ class RunStore:
     Parameters
     ----------
     folder : path-like
-        Created if missing.
+        Created if missing; :class:`~fmclassify.OutputError` when it cannot be.
 
     Examples
     --------
@@ -239,8 +239,7 @@ class RunStore:
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = make_folder(folder)  # OutputError when it cannot be: before any run
 
     def json_path(self, spec: RunSpec) -> Path:
         """Where the finished run of ``spec`` is stored."""
@@ -284,7 +283,14 @@ class RunStore:
         return None
 
     def save(self, result: RunResult) -> Path:
-        """Store a finished run atomically and drop its checkpoint."""
+        """Store a finished run atomically and drop its checkpoint.
+
+        Raises
+        ------
+        OutputError
+            When the file cannot be written (no space left, ...); the checkpoint is kept, so
+            the run resumes from it next time.
+        """
         path = atomic_write_bytes(self.json_path(result.spec),
                                   dumps_json(result.to_dict()).encode())
         self.checkpoint_path(result.spec).unlink(missing_ok=True)
