@@ -6,13 +6,14 @@ so that the data module keeps to finding, reading and holding the data sets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
 from fmclassify.exceptions import ConfigError, DataError
 
-__all__ = ["iter_batches", "num_batches"]
+__all__ = ["Batch", "index_batches", "iter_batches", "num_batches"]
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -153,3 +154,54 @@ def _batches(
         # n]` in sampler.py, empty here); drawing it too keeps the generator in step with a
         # DataLoader's epoch after epoch.
         torch.randperm(n, generator=generator)
+
+
+def index_batches(n: int, batch_size: int, *, shuffle: bool = True,
+                  generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Yield the rows of each batch of :func:`iter_batches`, as index tensors on ``device``.
+
+    The same order, and the same draws from ``generator``, as :func:`iter_batches` over ``n``
+    samples: ``images.index_select(0, index)`` is its batch. Each index is a view of the
+    epoch's permutation (or of ``arange(n)`` unshuffled), so yielding one costs no copy.
+    """
+    _check_batch_size(batch_size)
+    device = torch.device(device)
+    order = (_permutation(n, device, generator) if shuffle
+             else torch.arange(n, device=device))
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+    if shuffle and generator is not None and generator.device.type == "cpu":
+        torch.randperm(n, generator=generator)  # as _batches: in step with a DataLoader
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One training batch as the Trainer's loop hands it to a step: its rows, and how to get it.
+
+    A step that can gather the rows itself (a captured CUDA graph) reads ``images``,
+    ``labels`` and ``index`` when ``plain``; any other calls :meth:`tensors`.
+
+    Attributes
+    ----------
+    images, labels : torch.Tensor
+        The whole training set on the training device (the same tensors all run long).
+    index : torch.Tensor
+        The batch's rows, (B,) int64 on that device.
+    prepare : callable
+        ``(images, labels) -> (images, labels)``: the recipe's augmentation, and this
+        process's share of the rows under torchrun.
+    plain : bool
+        ``prepare`` returns its input unchanged (no augmentation, one process).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+    prepare: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    plain: bool
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's images and labels, gathered and prepared."""
+        return self.prepare(self.images.index_select(0, self.index),
+                            self.labels.index_select(0, self.index))

@@ -32,6 +32,7 @@ Choices a reader might question:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ __all__ = [
     "SCHEDULES",
     "BatchAugment",
     "Recipe",
+    "autocast",
     "black_value",
     "crop_padding",
     "ema_decay",
@@ -523,3 +525,21 @@ def make_ema(model: torch.nn.Module, decay: float | None) -> Any:
         torch._foreach_lerp_(averaged, current, (1 - kept).to(averaged[0].dtype))
 
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def autocast(precision: str, model: torch.nn.Module, *, cache: bool = True
+             ) -> Callable[[], Any]:
+    """A factory of the forward pass's autocast context: bfloat16 for ``"bf16"``, else none.
+
+    The one place a recipe's precision becomes an autocast: the Trainer's steps and its
+    evaluation use it. ``cache=False`` for a CUDA graph capture, which forbids the cache of
+    casts that autocast otherwise keeps across calls.
+    """
+    if precision != "bf16":
+        return contextlib.nullcontext
+    device = next(model.parameters()).device.type
+
+    def context() -> Any:
+        return torch.autocast(device_type=device, dtype=torch.bfloat16, cache_enabled=cache)
+
+    return context

@@ -71,8 +71,7 @@ from fmclassify.gradients import GradientTracer
 from fmclassify.history import History
 from fmclassify.registry import build_model
 from fmclassify.runspec import RECIPE_FIELDS, RunResult, RunSpec, RunStore
-from fmclassify.steps import why_not_together
-from fmclassify.training import Trainer, check_data_fits, fit_together
+from fmclassify.training import Trainer, check_data_fits, fit_together, why_not_fit_together
 
 __all__ = [
     "ON_ERROR",
@@ -336,10 +335,10 @@ def _train_together(todo: dict[int, RunSpec], data: Data, store: RunStore | None
                     on_error: str) -> None:
     """On a GPU: the runs that differ only in learning rate and seed train as one model.
 
-    Runs that :func:`~fmclassify.steps.why_not_together` refuses (a CNN, a recipe with
-    momentum) train one by one, each with the GPU's own step (a captured graph). The groups go
-    out in the order of ``todo`` (its first run's place), so a run that begins a longer one is
-    read from the store when its turn comes, as one by one.
+    Runs that :func:`~fmclassify.training.why_not_fit_together` refuses (a run with EMA,
+    models that differ) train one by one, each with the GPU's own step (a captured graph).
+    The groups go out in the order of ``todo`` (its first run's place), so a run that begins a
+    longer one is read from the store when its turn comes, as one by one.
     """
     groups: dict[RunSpec, list[int]] = {}
     for i, spec in todo.items():  # the same run but for lr and seed: one group
@@ -370,7 +369,7 @@ def _fit_group(specs: list[RunSpec], data: Data, store: RunStore | None, device:
         return None
     made = [trainer_for(s, data, checkpoint=_checkpoint(store, s), device=device) for s in specs]
     trainers = [t for t, _ in made]
-    if why_not_together([t.model for t in trainers], [t.recipe for t in trainers]) is not None:
+    if why_not_fit_together(trainers) is not None:
         return None
     try:
         histories = fit_together(trainers, *data, resume=store is not None)

@@ -38,15 +38,16 @@ import signal
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
+from fmclassify._batching import index_batches
 from fmclassify._checks import check_choice, check_device, check_int, check_lr, check_seed
 from fmclassify._progress import progress_bar
+from fmclassify._together import Together, why_not_together
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.checkpoint import load_checkpoint, save_checkpoint
 from fmclassify.data import ImageDataset, iter_batches, num_batches
@@ -65,23 +66,15 @@ from fmclassify.recipes import (
     make_schedule,
     split_validation,
 )
-from fmclassify.steps import (
-    STEPS,
-    Step,
-    Together,
-    choose_step,
-    make_step,
-    needs_autograd,
-    why_not_together,
-)
+from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step, needs_autograd
 
 __all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
-           "check_data_fits", "fit_together"]
+           "check_data_fits", "fit_together", "why_not_fit_together"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
 
 #: What the epoch loop asks of its driver for each batch: train this step on this batch.
-Request = tuple[Step, torch.Tensor, torch.Tensor]
+Request = tuple[Step, Batch]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -292,9 +285,10 @@ class Trainer:
         with sigterm_as_interrupt():
             return _alone(self._loop(train, test, resume))
 
-    def _loop(self, train: ImageDataset, test: ImageDataset,
-              resume: bool) -> Generator[Request, torch.Tensor, History]:
-        """The epoch loop. It asks its caller for each step, ``loss = yield step, xb, yb``.
+    def _loop(self, train: ImageDataset, test: ImageDataset, resume: bool,
+              placed: tuple[torch.Tensor, torch.Tensor] | None = None,
+              ) -> Generator[Request, None, History]:
+        """The epoch loop. It asks its caller for each step, ``yield step, batch``.
 
         :meth:`fit` computes ``step(xb, yb)`` right away (:func:`_alone`);
         :func:`fit_together` computes the steps of several runs' loops as one. Everything
@@ -305,8 +299,9 @@ class Trainer:
         history = run.history
         if first is None:
             return history  # resumed a run that had already ended
-        x, y = self._on_device(self._train_set)
-        augment = self._augmenter(train)
+        # the training set on the device; runs trained together share one copy (``placed``)
+        x, y = placed if placed is not None else self._on_device(self._train_set)
+        prepare, plain = self._preparer(train)
         steps = self._steps(run)
         shard = self._shard  # one process: rank 0 of 1, all rows
         bar = progress_bar(total=self.epochs, initial=first - 1,
@@ -317,26 +312,25 @@ class Trainer:
                 run.epoch = epoch
                 step = steps()  # the chosen step, or autograd while a callback reads gradients
                 lr = float(self.optimizer.param_groups[0]["lr"])
-                loss_sum = torch.zeros((), device=self.device)
                 started = time.perf_counter()
                 step.begin_epoch()
                 try:
-                    for i, (xb, yb) in enumerate(iter_batches(
-                            x, y, self.batch_size, shuffle=self.shuffle, generator=self._gen)):
-                        xb, yb = shard.split(augment(xb), yb)  # this rank's rows of it
-                        loss = yield step, xb, yb  # forward, backward, callbacks, update
+                    for i, rows in enumerate(index_batches(
+                            len(y), self.batch_size, shuffle=self.shuffle, generator=self._gen,
+                            device=y.device)):
+                        # forward, backward, callbacks, update, the loss added to the epoch's
+                        yield step, Batch(x, y, rows, prepare, plain)
                         if self.schedule is not None:
                             self.schedule.step()  # per batch
                         if self.ema is not None:
                             self.ema.update_parameters(self.model)
-                        loss_sum += loss * yb.shape[0]  # on the device: no sync per step
                         run.step += 1
                         if (i % _FINITE_CHECK_EVERY == 0
-                                and not torch.isfinite(shard.sum(loss_sum))):
+                                and not torch.isfinite(shard.sum(step.loss_sum()))):
                             break
                 finally:
                     step.end_epoch()  # the model holds the epoch's weights from here on
-                loss_sum = shard.sum(loss_sum)  # over the ranks' rows: the whole set
+                loss_sum = shard.sum(step.loss_sum())  # over the ranks' rows: the whole set
                 if not torch.isfinite(loss_sum):
                     self._diverged(run, epoch)
                     break
@@ -428,20 +422,26 @@ class Trainer:
         autograd = make_step("autograd", *args, forward=forward)
         return lambda: autograd if any(needs_autograd(cb) for cb in self.callbacks) else chosen
 
-    def _augmenter(self, train: ImageDataset) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The batch's way to the step: augmentation, then channels-last for a conv model."""
-        fmt, aug, gen = self._memory_format, None, self._gen
+    def _preparer(self, train: ImageDataset) -> tuple[
+            Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]], bool]:
+        """A batch's way to the step, and whether that way changes nothing.
+
+        The way: augmentation, channels-last for a conv model on the CPU, this rank's rows
+        under torchrun.
+        """
+        fmt, aug, gen, shard = self._memory_format, None, self._gen, self._shard
         if self.recipe.augment:
             aug = BatchAugment(self.recipe.augment, black=black_value(train))
 
-        def prepare(xb: torch.Tensor) -> torch.Tensor:
+        def prepare(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if aug is not None:
                 xb = aug(xb, gen)
             if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
                 xb = xb.contiguous(memory_format=fmt)
-            return xb
+            return shard.split(xb, yb)  # this rank's rows of it
 
-        return prepare
+        plain = aug is None and fmt is not torch.channels_last and shard.world == 1
+        return prepare, plain
 
     def _on_device(self, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
         x = ds.float_images().to(self.device).contiguous(memory_format=self._memory_format)
@@ -614,45 +614,67 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
     >>> histories = fmc.fit_together(trainers, train, test)             # doctest: +SKIP
     """
     trainers = list(trainers)
+    recipes = [t.recipe for t in trainers]
+    reason = why_not_fit_together(trainers)
+    if reason is not None:
+        raise ConfigError(f"these runs cannot train together: {reason}; train each with "
+                          "Trainer.fit")
+    group = Together([t.model for t in trainers], [t.optimizer for t in trainers], recipes)
+    for k, t in enumerate(trainers):
+        t._member = (group.member(k), len(trainers))
+    # One copy of the training set on the device for every run that trains on all of it
+    # (a validation split, drawn per seed, makes each run's own); the group gathers from it.
+    placed = (trainers[0]._on_device(train)
+              if all(t.recipe.val_split is None for t in trainers) else None)
+    loops = [t._loop(train, test, resume, placed) for t in trainers]
+    with sigterm_as_interrupt():
+        return _lockstep(loops, group)
+
+
+def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:
+    """The reason :func:`fit_together` cannot train ``trainers`` together, or None if it can.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> why_not_fit_together([fmc.Trainer(fmc.build_model("base"), lr=0.1, epochs=1, ema=0.99)])
+    'a run averages its weights (ema)'
+    """
+    if any(t.recipe.ema is not None for t in trainers):
+        return "a run averages its weights (ema)"
     reason = why_not_together([t.model for t in trainers], [t.recipe for t in trainers])
     if reason is None and len({t.batch_size for t in trainers}) > 1:
         reason = "the runs differ in batch size"
     if reason is None and any(t._shard.world > 1 for t in trainers):
         reason = "a run trains data-parallel over several processes"
-    if reason is not None:
-        raise ConfigError(f"these runs cannot train together: {reason}; train each with "
-                          "Trainer.fit")
-    group = Together([t.model for t in trainers], [t.optimizer for t in trainers])
-    for k, t in enumerate(trainers):
-        t._member = (group.member(k), len(trainers))
-    loops = [t._loop(train, test, resume) for t in trainers]
-    with sigterm_as_interrupt():
-        return _lockstep(loops, group)
+    return reason
 
 
-def _lockstep(loops: list[Generator[Request, torch.Tensor, History]],
+def _lockstep(loops: list[Generator[Request, None, History]],
               group: Together) -> list[History]:
     """Drive several loops a step at a time; the steps that name ``group`` are computed as one."""
     out: dict[int, History] = {}
     asks: dict[int, Request] = {}
 
-    def advance(k: int, ask: Callable[[], Request]) -> None:
+    def advance(k: int) -> None:
         try:
-            asks[k] = ask()
+            asks[k] = next(loops[k])
         except StopIteration as done:  # the run ended: completed, converged, diverged
             out[k] = done.value
             asks.pop(k, None)
 
-    for k, loop in enumerate(loops):
-        advance(k, loop.__next__)
+    for k in range(len(loops)):
+        advance(k)
     try:
         while asks:
-            batches = {k: (xb, yb) for k, (step, xb, yb) in asks.items()
-                       if getattr(step, "group", None) is group}
-            losses = dict(zip(batches, group.step(batches), strict=True)) if batches else {}
-            for k, (step, xb, yb) in list(asks.items()):
-                loss = losses[k] if k in losses else step(xb, yb)  # a run on its own step
-                advance(k, partial(loops[k].send, loss))
+            together = {k: batch for k, (step, batch) in asks.items()
+                        if getattr(step, "group", None) is group}
+            if together:
+                group.step(together)
+            for k, (step, batch) in list(asks.items()):
+                if k not in together:
+                    step(batch)  # a run on a step of its own (a callback reads gradients)
+                advance(k)
     except BaseException as exc:  # every run's loop handles it where it asked (checkpoints)
         stopped = None
         for k in list(asks):
@@ -668,17 +690,17 @@ def _lockstep(loops: list[Generator[Request, torch.Tensor, History]],
     return [out[k] for k in range(len(loops))]
 
 
-def _alone(loop: Generator[Request, torch.Tensor, History]) -> History:
+def _alone(loop: Generator[Request, None, History]) -> History:
     """Drive one run's epoch loop to its end, computing each step it asks for right away."""
     try:
-        step, xb, yb = next(loop)
+        step, batch = next(loop)
         while True:
             try:
-                loss = step(xb, yb)
+                step(batch)
             except BaseException as exc:  # raised where the loop asked: its handlers run
-                step, xb, yb = loop.throw(exc)
+                step, batch = loop.throw(exc)
             else:
-                step, xb, yb = loop.send(loss)
+                step, batch = next(loop)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 

@@ -1,0 +1,213 @@
+"""Several runs' steps as one (private): the engine behind :func:`fmclassify.fit_together`.
+
+Each run keeps its own Trainer and epoch loop (its batch order, schedule, divergence,
+callbacks, evaluation, checkpoint); only the step is shared. Each run's loop holds a member of
+a :class:`Together` group as its step, and the driver hands the group the batches of every run
+waiting on it at once. The group trains them as one batched model:
+
+* plain MLPs with plain SGD at a constant rate through :class:`~fmclassify._fused.FusedMLP`'s
+  K-model engine (on the CPU one 2-D pass per model, so each run equals, bit for bit, the same
+  run trained alone with the fused step);
+* any other models of one architecture with SGD (momentum, weight decay, a schedule) through
+  :class:`~fmclassify._stacked.StackedModels` (``torch.func.vmap`` over the runs).
+
+On a GPU the group's step, with the gather of every run's rows from the shared training set
+and the runs' loss sums, is captured as one CUDA graph (as :class:`~fmclassify._graph.GraphStep`
+does for one run), so K runs cost about the launches of one. The engine is built from the
+models at the first step of an epoch, so a run that ended drops out and each run's learning
+rate is read then, and its weights (and momentum) go back into the models and their optimizers
+at the epoch's end, where evaluation, callbacks and checkpoints read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from fmclassify._batching import Batch
+from fmclassify._fused import FusedMLP
+from fmclassify._stacked import StackedModels
+from fmclassify.recipes import Recipe
+
+__all__ = ["Together", "why_not_together"]
+
+
+def why_not_together(models: Sequence[torch.nn.Module], recipes: Sequence[Recipe]) -> str | None:
+    """The reason these runs cannot train as one batched model, or None if they can.
+
+    Plain MLPs with plain SGD train through the fused engine; other models of one architecture
+    with SGD through the stacked one (:meth:`StackedModels.supports` says what it needs). Runs
+    with an exponential moving average of the weights train alone.
+    """
+    if not models:
+        return "there are no runs"
+    if _fusable(models, recipes):
+        return None
+    if len({next(m.parameters()).device for m in models}) > 1:
+        return "the models are on different devices"
+    return StackedModels.supports(models, recipes)
+
+
+def _fusable(models: Sequence[torch.nn.Module], recipes: Sequence[Recipe]) -> bool:
+    if any(FusedMLP.supports(m) is not None or not r.is_plain_sgd
+           for m, r in zip(models, recipes, strict=True)):
+        return False
+    shapes = {tuple(tuple(p.shape) for p in m.parameters()) for m in models}
+    return len(shapes) == 1 and len({next(m.parameters()).device for m in models}) == 1
+
+
+class Together:
+    """One step for several runs; each run's loop holds :meth:`member` ``k`` as its step.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        One per run, accepted (with ``recipes``) by :func:`why_not_together`.
+    optimizers : sequence of torch.optim.Optimizer
+        Each run's SGD: its learning rate is read at every epoch start (every step under a
+        schedule), and its momentum buffers are the stacked engine's between epochs.
+    recipes : sequence of Recipe
+        Each run's recipe.
+    """
+
+    name = "together"
+
+    def __init__(self, models: Sequence[torch.nn.Module],
+                 optimizers: Sequence[torch.optim.Optimizer], recipes: Sequence[Recipe]) -> None:
+        self._models, self._opts, self._recipes = list(models), list(optimizers), list(recipes)
+        self._fused = _fusable(self._models, self._recipes)
+        self._scheduled = any(r.schedule is not None or r.warmup_epochs for r in self._recipes)
+        self.device = next(self._models[0].parameters()).device
+        self._sums = torch.zeros(len(self._models), device=self.device)  # per run, this epoch
+        self._engine: FusedMLP | StackedModels | None = None
+        self._runs: tuple[int, ...] = ()
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._index = self._rows = torch.empty(0)
+        self._warm, self._size = False, 0
+
+    def member(self, k: int) -> _Member:
+        """The step object run ``k``'s loop holds."""
+        return _Member(self, k)
+
+    def step(self, batches: dict[int, Batch]) -> None:
+        """One step of every run in ``batches`` (run index -> its batch), adding to their sums.
+
+        The batches must have one size: the runs share a batch size and a training set size.
+        """
+        runs = tuple(batches)
+        if self._engine is None or runs != self._runs:
+            self._build(runs)
+        if self._scheduled:
+            self._engine.set_lrs([self._opts[k].param_groups[0]["lr"] for k in runs])  # type: ignore[union-attr]
+        first = next(iter(batches.values()))
+        shared = self.device.type == "cuda" and all(
+            b.plain and b.images is first.images and b.labels is first.labels
+            for b in batches.values())
+        if not shared:  # each run's rows gathered and prepared on its own
+            xs, ys = zip(*(b.tensors() for b in batches.values()), strict=True)
+            self._train(torch.stack(xs), torch.stack(ys))
+        elif self._graph is not None and len(first.index) == self._index.shape[1]:
+            torch.stack([b.index for b in batches.values()], out=self._index)
+            self._graph.replay()
+        elif self._graph is None and self._warm and len(first.index) == self._size:
+            self._capture(batches)
+        else:
+            self._eager(batches, first)
+
+    def loss_sum(self, k: int) -> torch.Tensor:
+        """Run ``k``'s training loss this epoch so far, summed over samples."""
+        return self._sums[k]
+
+    def write_back(self) -> None:
+        """Put the weights (and momentum) into the models; rebuild the engine at the next step."""
+        if self._engine is None:
+            return
+        self._engine.write_back()
+        if isinstance(self._engine, StackedModels):
+            for i, k in enumerate(self._runs):
+                params = list(self._models[k].parameters())
+                for p, buf in zip(params, self._engine.momentum_state(i), strict=True):
+                    if buf is not None:
+                        self._opts[k].state[p]["momentum_buffer"] = buf
+        self._engine, self._graph, self._warm = None, None, False
+
+    # -- the pieces ------------------------------------------------------------------------
+
+    def _build(self, runs: tuple[int, ...]) -> None:
+        self.write_back()
+        models = [self._models[k] for k in runs]
+        lrs = [self._opts[k].param_groups[0]["lr"] for k in runs]
+        if self._fused:
+            self._engine = FusedMLP(models, lrs)
+        else:
+            engine = StackedModels.from_recipes(models, lrs, [self._recipes[k] for k in runs])
+            for i, k in enumerate(runs):
+                state = self._opts[k].state
+                engine.load_momentum(i, [state[p].get("momentum_buffer") if p in state else None
+                                         for p in self._models[k].parameters()])
+            self._engine = engine
+        for k in runs:  # the engine steps for each run's optimizer; torch's schedulers warn
+            self._opts[k]._opt_called = True  # type: ignore[attr-defined]  # unless it is set
+        self._runs = runs
+        self._rows = torch.tensor(runs, device=self.device)
+
+    def _train(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The engine's step on (K, B, ...) images and (K, B) labels; the sums of its runs."""
+        losses = self._engine.step(x, y)  # type: ignore[union-attr]
+        self._sums.index_add_(0, self._rows, losses * y.shape[1])
+
+    def _gathered(self, batches: dict[int, Batch], index: torch.Tensor) -> None:
+        first = next(iter(batches.values()))
+        k, b = index.shape
+        x = first.images.index_select(0, index.view(-1)).view(k, b, *first.images.shape[1:])
+        self._train(x, first.labels.index_select(0, index.view(-1)).view(k, b))
+
+    def _eager(self, batches: dict[int, Batch], first: Batch) -> None:
+        """A step on a side stream (the warm-up a capture needs), or a batch of another size."""
+        index = torch.stack([b.index for b in batches.values()])
+        if self._graph is not None:
+            self._gathered(batches, index)
+            return
+        here = torch.cuda.current_stream()
+        side = torch.cuda.Stream(device=self.device)
+        side.wait_stream(here)
+        with torch.cuda.stream(side):
+            self._gathered(batches, index)
+        here.wait_stream(side)
+        index.record_stream(side)
+        self._warm, self._size = True, len(first.index)
+
+    def _capture(self, batches: dict[int, Batch]) -> None:
+        self._index = torch.stack([b.index for b in batches.values()])  # (K, B), replays read it
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._gathered(batches, self._index)
+        self._graph = graph
+        graph.replay()  # the capture only recorded the kernels
+
+
+class _Member:
+    """Run k's view of a :class:`Together`: the step its loop holds, computed by the group."""
+
+    name = "together"
+
+    def __init__(self, group: Together, k: int) -> None:
+        self.group, self.k = group, k
+
+    def begin_epoch(self) -> None:
+        """The group builds its engine afresh at its next step; this run's sum starts at 0."""
+        self.group.write_back()
+        self.group.loss_sum(self.k).zero_()
+
+    def __call__(self, batch: Batch) -> None:
+        """One run alone: a group of one."""
+        self.group.step({self.k: batch})
+
+    def loss_sum(self) -> torch.Tensor:
+        """Run k's training loss this epoch so far, summed over samples."""
+        return self.group.loss_sum(self.k)
+
+    def end_epoch(self) -> None:
+        """The models hold the epoch's weights from here on."""
+        self.group.write_back()
