@@ -21,4 +21,5 @@ start=$(date +%s)
 timeout "${REPORT_S:-200}" $py -m fmclassify assignment --out /tmp/gpu-report --no-progress 2>&1 | tee "$out/report.log"
 echo "assignment wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/report.log"
 cp /tmp/gpu-report/results.json /tmp/gpu-report/report.md "$out/" 2>/dev/null
+tar czf "$out/runs.tgz" --exclude='*.pt' -C /tmp/gpu-report runs 2>/dev/null
 exit 0

@@ -353,3 +353,18 @@ def test_matches_autograd_on_cuda():
         assert loss.device.type == "cuda"
         torch.testing.assert_close(loss, twins.step(x, y), **TOL)
     assert_same_weights(engine, twins)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_read_weights_copies_the_models_in_place(batched):
+    models = make_models(3)
+    engine = FusedMLP(models, LRS[:3], batched=batched)
+    before = [t.data_ptr() for k in range(3) for t in engine._tensors_of(k)]
+    with torch.no_grad():
+        for m in models:
+            for p in m.parameters():
+                p.mul_(0.5)
+    engine.read_weights()
+    assert [t.data_ptr() for k in range(3) for t in engine._tensors_of(k)] == before
+    probe = torch.rand(7, FEATURES)
+    torch.testing.assert_close(engine.logits(probe), torch.stack([m(probe) for m in models]))

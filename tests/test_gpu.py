@@ -197,3 +197,23 @@ def test_run_many_on_cuda_trains_a_sweep_together_and_a_rerun_trains_nothing(tmp
     again = fmc.run_many(specs, (train, test), store=store, device="cuda",
                          on_run=lambda r: None)
     assert [r.history.records for r in again] == [r.history.records for r in first]
+
+
+def test_a_recipe_of_a_conv_model_together_on_cuda_matches_the_runs_alone(monkeypatch):
+    """The stacked engine in a captured graph: momentum, weight decay, a schedule, batch norm."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # grouped vs plain convs
+    train, test = make_dataset(512, seed=0), make_dataset(128, seed=1, split="test")
+    configs = [(0.05, 0, 5e-4), (0.02, 1, 0.0), (0.05, 2, 1e-3)]
+
+    def make(lr, s, wd):
+        return fmc.Trainer(_conv_net(s), lr=lr, epochs=3, batch_size=32, seed=s, momentum=0.9,
+                           nesterov=True, weight_decay=wd, schedule="cosine", device="cuda",
+                           progress=False)
+
+    together = fmc.fit_together([make(*c) for c in configs], train, test)
+    for h, c in zip(together, configs, strict=True):
+        alone = make(*c).fit(train, test)
+        assert h.metadata["step"] == "together (3 runs as one batched model)"
+        for a, b in zip(h.trained, alone.trained, strict=True):
+            assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+            assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=2 / 128)

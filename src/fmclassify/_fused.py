@@ -314,6 +314,18 @@ class FusedMLP:
                     lin.weight.copy_(wb[:-1].T)
                     lin.bias.copy_(wb[-1])
 
+    def read_weights(self) -> None:
+        """Copy each model's weights and biases into the engine in place.
+
+        The reverse of :meth:`write_back`. The engine's tensors stay the same objects, so a CUDA
+        graph that captured :meth:`step` goes on replaying it with the models' weights of now.
+        """
+        with torch.no_grad():
+            for k, layers in enumerate(self._layers):
+                for lin, wb in zip(layers, self._tensors_of(k), strict=True):  # (in + 1, out)
+                    wb[:-1].copy_(lin.weight.T)
+                    wb[-1].copy_(lin.bias)
+
     # -- the step -----------------------------------------------------------------------------
 
     @staticmethod

@@ -11,12 +11,16 @@ waiting on it at once. The group trains them as one batched model:
 * any other models of one architecture with SGD (momentum, weight decay, a schedule) through
   :class:`~fmclassify._stacked.StackedModels` (``torch.func.vmap`` over the runs).
 
-On a GPU the group's step, with the gather of every run's rows from the shared training set
-and the runs' loss sums, is captured as one CUDA graph (as :class:`~fmclassify._graph.GraphStep`
-does for one run), so K runs cost about the launches of one. The engine is built from the
-models at the first step of an epoch, so a run that ended drops out and each run's learning
-rate is read then, and its weights (and momentum) go back into the models and their optimizers
-at the epoch's end, where evaluation, callbacks and checkpoints read them.
+The engine's weights (and momentum) go back into the models and their optimizers at every
+epoch's end, where evaluation, callbacks and checkpoints read them; the engine is built again
+when the runs that train change (one ended: diverged, converged, stopped) or a run's learning
+rate did. On the CPU it is built afresh every epoch, as :class:`~fmclassify.steps.FusedStep`'s,
+so a run equals the same run trained alone bit for bit. On a GPU it lasts, and its step, with
+the gather of every run's rows from the shared training set and the runs' loss sums, is
+captured once as a CUDA graph (as :class:`~fmclassify._graph.GraphStep` does for one run), so
+K runs cost about the launches of one; each epoch the fused engine reads the models' weights
+in place (:meth:`~fmclassify._fused.FusedMLP.read_weights`), and the stacked engine's models
+are views of its stacks.
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class Together:
         self._runs: tuple[int, ...] = ()
         self._graph: torch.cuda.CUDAGraph | None = None
         self._index = self._rows = torch.empty(0)
-        self._warm, self._size = False, 0
+        self._warm, self._size, self._fresh = False, 0, True
+        self._lrs: tuple[float, ...] = ()
 
     def member(self, k: int) -> _Member:
         """The step object run ``k``'s loop holds."""
@@ -96,6 +101,14 @@ class Together:
         The batches must have one size: the runs share a batch size and a training set size.
         """
         runs = tuple(batches)
+        if self._fresh:  # an epoch's first step: the runs and their rates of now
+            self._fresh = False
+            lrs = tuple(self._opts[k].param_groups[0]["lr"] for k in runs)
+            if self._engine is not None and (runs != self._runs or (
+                    self._fused and lrs != self._lrs) or self.device.type != "cuda"):
+                self._drop()
+            elif isinstance(self._engine, FusedMLP):
+                self._engine.read_weights()
         if self._engine is None or runs != self._runs:
             self._build(runs)
         if self._scheduled:
@@ -119,8 +132,13 @@ class Together:
         """Run ``k``'s training loss this epoch so far, summed over samples."""
         return self._sums[k]
 
+    def begin_epoch(self, k: int) -> None:
+        """Run ``k`` starts an epoch: its sum starts at 0; the next step checks the engine."""
+        self._sums[k].zero_()
+        self._fresh = True
+
     def write_back(self) -> None:
-        """Put the weights (and momentum) into the models; rebuild the engine at the next step."""
+        """Put the engine's weights (and momentum) into the models and their optimizers."""
         if self._engine is None:
             return
         self._engine.write_back()
@@ -130,14 +148,18 @@ class Together:
                 for p, buf in zip(params, self._engine.momentum_state(i), strict=True):
                     if buf is not None:
                         self._opts[k].state[p]["momentum_buffer"] = buf
+
+    def _drop(self) -> None:
+        self.write_back()
         self._engine, self._graph, self._warm = None, None, False
 
     # -- the pieces ------------------------------------------------------------------------
 
     def _build(self, runs: tuple[int, ...]) -> None:
-        self.write_back()
+        self._drop()
         models = [self._models[k] for k in runs]
         lrs = [self._opts[k].param_groups[0]["lr"] for k in runs]
+        self._lrs = tuple(lrs)
         if self._fused:
             self._engine = FusedMLP(models, lrs)
         else:
@@ -196,9 +218,8 @@ class _Member:
         self.group, self.k = group, k
 
     def begin_epoch(self) -> None:
-        """The group builds its engine afresh at its next step; this run's sum starts at 0."""
-        self.group.write_back()
-        self.group.loss_sum(self.k).zero_()
+        """Run k's sum starts at 0; the group checks its engine at its next step."""
+        self.group.begin_epoch(self.k)
 
     def __call__(self, batch: Batch) -> None:
         """One run alone: a group of one."""
