@@ -126,7 +126,7 @@ def test_graph_step_has_no_host_sync():
     def batch(i):
         return Batch(x, y, order[i], lambda a, b: (a, b), True)
 
-    step.begin_epoch()
+    step.begin_epoch(torch.zeros((), device="cuda"))
     for i in range(5):  # warm-up and capture
         step(batch(i))
     torch.cuda.synchronize()
@@ -217,3 +217,35 @@ def test_a_recipe_of_a_conv_model_together_on_cuda_matches_the_runs_alone(monkey
         for a, b in zip(h.trained, alone.trained, strict=True):
             assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
             assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=2 / 128)
+
+
+class CountsBackwards(fmc.CallbackBase):
+    """Reads gradients for its first 5 steps, then not: needs_gradients turns False."""
+
+    def __init__(self):
+        self.calls = 0
+        self.needs_gradients = True
+
+    def on_after_backward(self, run):
+        self.calls += 1
+        self.needs_gradients = self.calls < 5
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_an_epoch_leaves_autograd_once_no_callback_reads_gradients(together):
+    train, test = make_dataset(512, seed=0), make_dataset(64, seed=1, split="test")
+
+    def make(callbacks, seed=0):
+        return fmc.Trainer(fmc.build_model("base", num_classes=4, image_size=8, seed=seed),
+                           lr=0.1, epochs=2, batch_size=32, seed=seed, device="cuda",
+                           callbacks=callbacks, progress=False)
+
+    counter = CountsBackwards()
+    if together:
+        h = fmc.fit_together([make([counter]), make([], seed=1)], train, test)[0]
+    else:
+        h = make([counter]).fit(train, test)
+    assert counter.calls == 5  # then the graph (or the group) took the epoch's other 11 steps
+    plain = make([]).fit(train, test)
+    for a, b in zip(h.trained, plain.trained, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)

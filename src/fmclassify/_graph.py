@@ -74,9 +74,9 @@ class GraphStep:
         self._eager = 0
         self._side = torch.cuda.Stream(device=device)
 
-    def begin_epoch(self) -> None:
-        """Start the epoch's loss sum at zero (in place: the graph adds to this tensor)."""
-        self._sum.zero_()
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Start the epoch's loss sum at ``loss_sum`` (in place: the graph adds to it)."""
+        self._sum.copy_(loss_sum)
 
     def loss_sum(self) -> torch.Tensor:
         """The epoch's training loss so far, summed over samples."""

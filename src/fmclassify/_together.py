@@ -87,8 +87,9 @@ class Together:
         self._engine: FusedMLP | StackedModels | None = None
         self._runs: tuple[int, ...] = ()
         self._graph: torch.cuda.CUDAGraph | None = None
-        self._index = self._rows = torch.empty(0)
-        self._warm, self._size, self._fresh = False, 0, True
+        self._rows = torch.empty(0)
+        self._inputs: tuple[torch.Tensor, ...] = ()  # what a replay reads
+        self._warm, self._size, self._fresh, self._shared = False, 0, True, False
         self._lrs: tuple[float, ...] = ()
 
     def member(self, k: int) -> _Member:
@@ -114,27 +115,41 @@ class Together:
         if self._scheduled:
             self._engine.set_lrs([self._opts[k].param_groups[0]["lr"] for k in runs])  # type: ignore[union-attr]
         first = next(iter(batches.values()))
-        shared = self.device.type == "cuda" and all(
-            b.plain and b.images is first.images and b.labels is first.labels
-            for b in batches.values())
-        if not shared:  # each run's rows gathered and prepared on its own
-            xs, ys = zip(*(b.tensors() for b in batches.values()), strict=True)
-            self._train(torch.stack(xs), torch.stack(ys))
-        elif self._graph is not None and len(first.index) == self._index.shape[1]:
-            torch.stack([b.index for b in batches.values()], out=self._index)
+        on_gpu = self.device.type == "cuda"
+        # Runs that share the training set and need nothing done to a batch: the graph
+        # gathers their rows itself. Else their prepared batches are copied into it.
+        shared = on_gpu and all(b.plain and b.images is first.images
+                                and b.labels is first.labels for b in batches.values())
+        if shared and self._graph is not None and self._shared and (
+                len(first.index) == self._size):  # the common case: two launches
+            torch.stack([b.index for b in batches.values()], out=self._inputs[0])
             self._graph.replay()
-        elif self._graph is None and self._warm and len(first.index) == self._size:
-            self._capture(batches)
+            return
+        inputs = ((torch.stack([b.index for b in batches.values()]),) if shared else
+                  tuple(torch.stack(t) for t in zip(*(b.tensors() for b in batches.values()),
+                                                    strict=True)))
+        size = inputs[0].shape[1]  # B of (K, B) indices or (K, B, C, H, W) images
+        if not on_gpu:
+            self._run(first, shared, inputs)
+        elif self._graph is not None and self._shared == shared and size == self._size:
+            for buffer, value in zip(self._inputs, inputs, strict=True):
+                buffer.copy_(value)
+            self._graph.replay()
+        elif self._graph is None and self._warm and size == self._size:
+            self._capture(first, shared, inputs)
         else:
-            self._eager(batches, first)
+            self._eager(first, shared, inputs)
 
     def loss_sum(self, k: int) -> torch.Tensor:
         """Run ``k``'s training loss this epoch so far, summed over samples."""
         return self._sums[k]
 
-    def begin_epoch(self, k: int) -> None:
-        """Run ``k`` starts an epoch: its sum starts at 0; the next step checks the engine."""
-        self._sums[k].zero_()
+    def begin_epoch(self, k: int, loss_sum: torch.Tensor) -> None:
+        """Run ``k`` starts an epoch (or joins mid-epoch) at ``loss_sum``.
+
+        The group checks its engine (the runs, their rates, their weights) at its next step.
+        """
+        self._sums[k].copy_(loss_sum)
         self._fresh = True
 
     def write_back(self) -> None:
@@ -179,32 +194,37 @@ class Together:
         losses = self._engine.step(x, y)  # type: ignore[union-attr]
         self._sums.index_add_(0, self._rows, losses * y.shape[1])
 
-    def _gathered(self, batches: dict[int, Batch], index: torch.Tensor) -> None:
-        first = next(iter(batches.values()))
+    def _run(self, first: Batch, shared: bool, inputs: tuple[torch.Tensor, ...]) -> None:
+        """The step on ``inputs``: (K, B) indices into ``first``'s training set, or a batch."""
+        if not shared:
+            self._train(*inputs)
+            return
+        index = inputs[0]
         k, b = index.shape
         x = first.images.index_select(0, index.view(-1)).view(k, b, *first.images.shape[1:])
         self._train(x, first.labels.index_select(0, index.view(-1)).view(k, b))
 
-    def _eager(self, batches: dict[int, Batch], first: Batch) -> None:
+    def _eager(self, first: Batch, shared: bool, inputs: tuple[torch.Tensor, ...]) -> None:
         """A step on a side stream (the warm-up a capture needs), or a batch of another size."""
-        index = torch.stack([b.index for b in batches.values()])
         if self._graph is not None:
-            self._gathered(batches, index)
+            self._run(first, shared, inputs)
             return
         here = torch.cuda.current_stream()
         side = torch.cuda.Stream(device=self.device)
         side.wait_stream(here)
         with torch.cuda.stream(side):
-            self._gathered(batches, index)
+            self._run(first, shared, inputs)
         here.wait_stream(side)
-        index.record_stream(side)
-        self._warm, self._size = True, len(first.index)
+        for t in inputs:  # made on this stream, read on the side one: keep them until it has
+            t.record_stream(side)
+        self._warm, self._size = True, inputs[0].shape[1]
 
-    def _capture(self, batches: dict[int, Batch]) -> None:
-        self._index = torch.stack([b.index for b in batches.values()])  # (K, B), replays read it
+    def _capture(self, first: Batch, shared: bool, inputs: tuple[torch.Tensor, ...]) -> None:
+        """Record the step for inputs like these, then replay it once to train on them."""
+        self._inputs, self._shared = tuple(t.clone() for t in inputs), shared  # replays read
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._gathered(batches, self._index)
+            self._run(first, shared, self._inputs)
         self._graph = graph
         graph.replay()  # the capture only recorded the kernels
 
@@ -217,9 +237,9 @@ class _Member:
     def __init__(self, group: Together, k: int) -> None:
         self.group, self.k = group, k
 
-    def begin_epoch(self) -> None:
-        """Run k's sum starts at 0; the group checks its engine at its next step."""
-        self.group.begin_epoch(self.k)
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Run k's sum starts at ``loss_sum``; the group checks its engine at its next step."""
+        self.group.begin_epoch(self.k, loss_sum)
 
     def __call__(self, batch: Batch) -> None:
         """One run alone: a group of one."""

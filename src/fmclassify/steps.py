@@ -60,8 +60,12 @@ class Step(Protocol):
 
     name: str
 
-    def begin_epoch(self) -> None:
-        """Called before the epoch's first batch; the epoch's loss sum starts at zero."""
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Called before the step's first batch of an epoch, with the epoch's loss so far.
+
+        ``loss_sum`` is zero at the epoch's start, the previous step's sum when the loop
+        changes step within an epoch (on a GPU, once a callback stops reading gradients).
+        """
 
     def __call__(self, batch: Batch) -> None:
         """Train on one batch, adding its summed loss (before the update) to the epoch's."""
@@ -80,9 +84,9 @@ class EpochLoss:
         self._device = next(model.parameters()).device
         self._sum = torch.zeros((), device=self._device)
 
-    def begin_epoch(self) -> None:
-        """Start the epoch's sum at zero."""
-        self._sum = torch.zeros((), device=self._device)
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Start the epoch's sum at ``loss_sum`` (zero at an epoch's start)."""
+        self._sum = loss_sum.clone()
 
     def loss_sum(self) -> torch.Tensor:
         """The epoch's training loss so far, summed over samples."""
@@ -291,9 +295,9 @@ class AutogradStep(EpochLoss):
         self._params = [p for p in model.parameters() if p.requires_grad]
         self._autocast = autocast(recipe.precision, model)
 
-    def begin_epoch(self) -> None:
-        """Pick the callbacks that watch gradients in this epoch; the loss sum starts at 0."""
-        super().begin_epoch()
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Pick the callbacks that watch gradients in this epoch; the sum starts there."""
+        super().begin_epoch(loss_sum)
         self._watchers = [cb for cb in self._callbacks if needs_autograd(cb)]
 
     def __call__(self, batch: Batch) -> None:
@@ -333,9 +337,9 @@ class FusedStep(EpochLoss):
         self._opt = optimizer
         self._engine: FusedMLP | None = None
 
-    def begin_epoch(self) -> None:
-        """Copy the weights into the engine; the loss sum starts at 0."""
-        super().begin_epoch()
+    def begin_epoch(self, loss_sum: torch.Tensor) -> None:
+        """Copy the weights into the engine; the loss sum starts at ``loss_sum``."""
+        super().begin_epoch(loss_sum)
         self._engine = FusedMLP([self._model], [self._opt.param_groups[0]["lr"]])
 
     def __call__(self, batch: Batch) -> None:

@@ -303,6 +303,10 @@ class Trainer:
         x, y = placed if placed is not None else self._on_device(self._train_set)
         prepare, plain = self._preparer(train)
         steps = self._steps(run)
+        # On a GPU the faster step is several times autograd's speed: an epoch leaves autograd
+        # as soon as no callback reads gradients (a GradientTracer's 100 steps), not at its end.
+        # On the CPU the epoch stays on one step, so its numbers do not change with this.
+        switch = self.device.type == "cuda"
         shard = self._shard  # one process: rank 0 of 1, all rows
         bar = progress_bar(total=self.epochs, initial=first - 1,
                            disable=not self.progress or shard.rank != 0,
@@ -313,7 +317,8 @@ class Trainer:
                 step = steps()  # the chosen step, or autograd while a callback reads gradients
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 started = time.perf_counter()
-                step.begin_epoch()
+                step.begin_epoch(torch.zeros((), device=self.device))
+                watched = switch and step is not steps.chosen  # a callback reads gradients
                 try:
                     for i, rows in enumerate(index_batches(
                             len(y), self.batch_size, shuffle=self.shuffle, generator=self._gen,
@@ -325,6 +330,10 @@ class Trainer:
                         if self.ema is not None:
                             self.ema.update_parameters(self.model)
                         run.step += 1
+                        if watched and (free := steps()) is not step:  # no callback reads now
+                            step.end_epoch()
+                            free.begin_epoch(step.loss_sum())
+                            step, watched = free, False
                         if (i % _FINITE_CHECK_EVERY == 0
                                 and not torch.isfinite(shard.sum(step.loss_sum()))):
                             break
@@ -407,7 +416,7 @@ class Trainer:
                 cb.on_fit_start(run)
         return run, first
 
-    def _steps(self, run: RunContext) -> Callable[[], Step]:
+    def _steps(self, run: RunContext) -> _Chooser:
         """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
         name = self._step_choice.name
         forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
@@ -417,10 +426,9 @@ class Trainer:
             chosen = self._member[0]
         else:
             chosen = make_step(name, *args, forward=forward)
-        if name in ("autograd", "compiled"):
-            return lambda: chosen
-        autograd = make_step("autograd", *args, forward=forward)
-        return lambda: autograd if any(needs_autograd(cb) for cb in self.callbacks) else chosen
+        autograd = (chosen if name in ("autograd", "compiled")
+                    else make_step("autograd", *args, forward=forward))
+        return _Chooser(chosen, autograd, self.callbacks)
 
     def _preparer(self, train: ImageDataset) -> tuple[
             Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]], bool]:
@@ -629,6 +637,18 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
     loops = [t._loop(train, test, resume, placed) for t in trainers]
     with sigterm_as_interrupt():
         return _lockstep(loops, group)
+
+
+class _Chooser:
+    """Which step trains now: ``chosen``, or ``autograd`` while a callback reads gradients."""
+
+    def __init__(self, chosen: Step, autograd: Step, callbacks: Sequence[Callback]) -> None:
+        self.chosen, self.autograd, self.callbacks = chosen, autograd, callbacks
+
+    def __call__(self) -> Step:
+        if any(needs_autograd(cb) for cb in self.callbacks):
+            return self.autograd
+        return self.chosen
 
 
 def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:
