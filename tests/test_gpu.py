@@ -106,10 +106,10 @@ def test_auto_on_cuda_takes_the_graph_and_says_why_not_otherwise():
                     progress=False).fit(train, test)
     assert h.metadata["step"] == "graph"
     model = fmc.build_model("base", num_classes=4, image_size=8, seed=0)
-    h = fmc.Trainer(model, lr=0.1, epochs=1, batch_size=32, device="cuda", schedule="cosine",
+    h = fmc.Trainer(model, lr=0.1, epochs=1, batch_size=32, device="cuda", optimizer="adam",
                     progress=False).fit(train, test)
-    assert h.metadata["step"] == ("autograd (graph: a schedule changes the learning rate every "
-                                  "step; fused: the recipe is not plain SGD at a constant rate)")
+    assert h.metadata["step"] == ("autograd (graph: the optimizer is 'adam', not SGD; fused: "
+                                  "the recipe is not plain SGD at a constant rate)")
 
 
 def test_graph_step_has_no_host_sync():
@@ -249,3 +249,31 @@ def test_an_epoch_leaves_autograd_once_no_callback_reads_gradients(together):
     plain = make([]).fit(train, test)
     for a, b in zip(h.trained, plain.trained, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+
+
+def test_graph_step_under_a_schedule_with_augmentation_trains_as_autograd_does():
+    """The course's recipe shape: momentum, weight decay, one-cycle, flips; within 1e-4."""
+    train, test = make_dataset(500, seed=0), make_dataset(128, seed=1, split="test")
+    runs = {}
+    for step in ("graph", "autograd"):
+        model = _conv_net()
+        t = fmc.Trainer(model, lr=0.05, epochs=3, batch_size=32, momentum=0.9, nesterov=True,
+                        weight_decay=5e-4, schedule="one-cycle", augment=["flip"], step=step,
+                        device="cuda", progress=False)
+        runs[step] = t.fit(train, test)
+    assert runs["graph"].metadata["step"] == "graph"
+    for g, e in zip(runs["graph"].trained, runs["autograd"].trained, strict=True):
+        assert g.train_loss == pytest.approx(e.train_loss, rel=1e-4)
+        assert g.lr == pytest.approx(e.lr)
+
+
+def test_models_with_dropout_train_alone_on_cuda(tmp_path):
+    train, test = make_dataset(128, size=28), make_dataset(64, size=28, seed=1, split="test")
+    runs = [fmc.Trainer(fmc.build_model("deeper", num_classes=4, seed=s), lr=0.05, epochs=1,
+                        seed=s, device="cuda", progress=False) for s in (0, 1)]
+    with pytest.raises(fmc.ConfigError, match="it has dropout, and on a GPU each such run"):
+        fmc.fit_together(runs, train, test)
+    specs = [fmc.RunSpec("deeper", lr=0.05, epochs=1, seed=s) for s in (0, 1)]
+    results = fmc.run_many(specs, (train, test), store=fmc.RunStore(tmp_path), device="cuda")
+    assert [r.history.metadata["step"] for r in results] == ["graph", "graph"]
+    assert all(r.history.status == "completed" for r in results)

@@ -61,9 +61,43 @@ def test_why_not_graph_reasons_on_cuda():
     model = base().cuda()
     assert why_not_graph(model, Recipe()) is None
     assert why_not_graph(model, Recipe(optimizer="adam")) == "the optimizer is 'adam', not SGD"
-    assert why_not_graph(model, Recipe(schedule="cosine")) == (
-        "a schedule changes the learning rate every step")
+    assert why_not_graph(model, Recipe(schedule="cosine")) is None
+    assert why_not_graph(model, Recipe(schedule=lambda opt: None)) == (
+        "a callable schedule may change more than the learning rate every step")
 
 
 def test_why_not_graph_on_the_cpu():
     assert why_not_graph(base(), Recipe()) == "it needs a CUDA device (the model is on cpu)"
+
+
+@pytest.mark.parametrize(("momentum", "nesterov", "wd"), [
+    (0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 5e-4), (0.0, False, 1e-3)])
+def test_sgd_update_is_torch_sgd_at_a_rate_in_a_tensor(momentum, nesterov, wd):
+    from fmclassify._graph import sgd_update
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov,
+                            weight_decay=wd)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov,
+                            weight_decay=wd)
+    lr = torch.tensor(0.1)
+    for step in range(6):
+        x = torch.randn(8, 5)
+        for m in (a, b):
+            m.zero_grad()
+            m(x).square().mean().backward()
+        opt_a.step()
+        if step == 0:
+            opt_b.step()  # the first step makes the momentum buffers
+        else:
+            params = list(b.parameters())
+            sgd_update(params, [opt_b.state[p].get("momentum_buffer") for p in params], lr,
+                       momentum, nesterov, wd)
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        if momentum:
+            torch.testing.assert_close(opt_a.state[pa]["momentum_buffer"],
+                                       opt_b.state[pb]["momentum_buffer"], rtol=1e-6, atol=1e-7)

@@ -10,7 +10,10 @@ step once with :class:`torch.cuda.CUDAGraph` and replays it:
   buffers;
 * forward, loss, backward, gradient clipping and the SGD update (momentum, Nesterov and
   weight decay included), the kernels autograd launches, on the model's own parameters,
-  gradients and momentum buffers;
+  gradients and momentum buffers. Under a schedule the learning rate changes every step,
+  which ``torch.optim.SGD`` bakes into its kernels as a number: then the update is
+  :func:`sgd_update`, SGD's formulas on a learning rate held in a device tensor that each
+  step refills from the optimizer's (one small kernel, no copy from the host);
 * the epoch's loss sum, accumulated on the device, so the loop reads it only at its
   divergence checks.
 
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 from fmclassify._batching import Batch
 from fmclassify.recipes import Recipe, autocast
 
-__all__ = ["GraphStep"]
+__all__ = ["GraphStep", "sgd_update"]
 
 
 class GraphStep:
@@ -64,6 +67,11 @@ class GraphStep:
         self._clip = recipe.clip_grad_norm
         self._params = [p for p in model.parameters() if p.requires_grad]
         device = self._params[0].device
+        group = optimizer.param_groups[0]
+        self._scheduled = recipe.schedule is not None or recipe.warmup_epochs > 0
+        self._lr = torch.tensor(float(group["lr"]), device=device)  # refilled every step
+        self._sgd = (float(group.get("momentum", 0.0)), bool(group.get("nesterov", False)),
+                     float(group.get("weight_decay", 0.0)))
         # The autocast cache keeps casts across calls, which a capture forbids.
         self._autocast = autocast(recipe.precision, model, cache=False)
         self._sum = torch.zeros((), device=device)  # the graph adds to it: one tensor, always
@@ -87,6 +95,8 @@ class GraphStep:
 
     def __call__(self, batch: Batch) -> None:
         """Train on one batch: replay the graph where it fits the batch, else an eager step."""
+        if self._scheduled:  # this step's rate, for a replay (a fill: no host copy)
+            self._lr.fill_(self._opt.param_groups[0]["lr"])
         if self._graph is not None and self._fits(batch):
             if batch.plain:
                 self._inputs[0].copy_(batch.index)
@@ -112,8 +122,17 @@ class GraphStep:
         loss.backward()  # type: ignore[no-untyped-call]
         if self._clip is not None:
             torch.nn.utils.clip_grad_norm_(self._params, self._clip)
-        self._opt.step()
+        if self._scheduled and self._graph_ready():
+            state = self._opt.state
+            sgd_update(self._params, [state[p].get("momentum_buffer") for p in self._params],
+                       self._lr, *self._sgd)
+        else:
+            self._opt.step()
         self._sum += loss.detach() * y.shape[0]
+
+    def _graph_ready(self) -> bool:
+        """Whether the update may be :func:`sgd_update`: the eager warm-up made its buffers."""
+        return self._eager >= self.WARMUP
 
     def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """A plain step: on a side stream before the capture, on the graph's gradients after."""
@@ -154,3 +173,34 @@ class GraphStep:
         self._grads = [p.grad for p in self._params]
         self._graph = graph
         graph.replay()  # the capture only recorded the kernels
+
+
+def sgd_update(params: list[torch.Tensor], buffers: list[torch.Tensor | None],
+               lr: torch.Tensor, momentum: float, nesterov: bool, weight_decay: float) -> None:
+    """One step of ``torch.optim.SGD`` (dampening 0) at a learning rate held in a tensor.
+
+    ``g = grad + weight_decay * p``; with momentum ``b = momentum * b + g`` and then
+    ``g = g + momentum * b`` (Nesterov) or ``g = b``; ``p = p - lr * g``. The gradients are
+    the parameters' ``.grad``; ``buffers`` are the optimizer's momentum buffers (its
+    ``state[p]["momentum_buffer"]``, updated in place), which a first step of SGD has made.
+    Equal to SGD's step within float rounding (``lr * g`` is rounded before the subtraction).
+
+    Examples
+    --------
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
+    >>> sgd_update([w], [None], torch.tensor(0.5), 0.0, False, 0.0)
+    >>> w.data
+    tensor([0.5000, 2.0000])
+    """
+    with torch.no_grad():
+        grads = [p.grad for p in params]
+        if weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        if momentum:
+            bufs = [b for b in buffers if b is not None]
+            if len(bufs) != len(params):
+                raise RuntimeError("sgd_update needs the momentum buffers of a first SGD step")
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, grads)
+            grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+        torch._foreach_sub_(params, torch._foreach_mul(grads, lr))

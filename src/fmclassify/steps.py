@@ -125,9 +125,9 @@ def why_not_graph(model: torch.nn.Module, recipe: Recipe) -> str | None:
     """The reason the CUDA-graph step cannot train ``model`` with ``recipe``, or None if it can.
 
     A captured graph replays fixed kernels on fixed memory: the model must be on a CUDA
-    device, and the update must be one the graph can hold, plain SGD (momentum, Nesterov and
-    weight decay included) at a learning rate that stays constant (no schedule: the graph
-    bakes the rate into its update kernels).
+    device, and the update must be one the graph can hold: SGD (momentum, Nesterov and weight
+    decay included), at a constant rate or under a named schedule (which changes only the
+    rate, refilled into the graph every step; a callable schedule may change more).
 
     Examples
     --------
@@ -140,8 +140,8 @@ def why_not_graph(model: torch.nn.Module, recipe: Recipe) -> str | None:
         return f"it needs a CUDA device (the model is on {device.type})"
     if recipe.optimizer != "sgd":
         return f"the optimizer is {_name(recipe.optimizer)}, not SGD"
-    if recipe.schedule is not None or recipe.warmup_epochs:
-        return "a schedule changes the learning rate every step"
+    if callable(recipe.schedule):
+        return "a callable schedule may change more than the learning rate every step"
     for m in model.modules():
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
             return "the model has module hooks (Python code in the step)"
