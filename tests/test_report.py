@@ -404,6 +404,23 @@ def test_no_report_is_written_from_runs_that_all_failed(data, tmp_path, monkeypa
     assert not (tmp_path / "report.md").exists() and not (tmp_path / "results.json").exists()
 
 
+def test_the_header_reads_a_run_that_trained_when_the_first_failed(data, tmp_path, monkeypatch):
+    train = fmclassify.runs._train
+    failed = []
+
+    def fails_at_the_first_lr(spec, *args, **kwargs):  # Q1.1's (and Q1.2's) first runs
+        if spec.lr == KW["lrs"][0] and spec.model == "base" and spec.tracer is None:
+            failed.append(spec)
+            raise RuntimeError("out of memory")
+        return train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(fmclassify.runs, "_train", fails_at_the_first_lr)
+    report = run_assignment(tmp_path, data=data, **KW, workers=1)
+    assert report.results["q1_1"].runs[0].history.status == "failed"
+    assert "optimizer None" not in report.markdown
+    assert re.search(r"Batch size 64, optimizer sgd, device cpu, torch \S+\.", report.markdown)
+
+
 def test_a_full_disk_keeps_every_finished_run_and_the_rerun_trains_only_the_rest(
         data, tmp_path, monkeypatch):
     """The disk fills after six runs are stored: one error, no report; once space is freed the

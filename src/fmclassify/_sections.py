@@ -81,7 +81,9 @@ class Measured:
 
 def intro(doc: Document, m: Measured) -> None:
     """The data, the budget and the conventions every table follows."""
-    first = m.results["q1_1"].runs[0].history.metadata
+    trained = [r for res in m.results.values() for r in res.runs
+               if r.history.status != "failed"]  # a failed run has no optimizer or device
+    first = trained[0].history.metadata if trained else {}
     doc.para(f"Data: {m.train.name}, {len(m.train):,} training and {len(m.test):,} test images "
              f"(checksum {m.train.checksum[:12] or 'n/a'}). {m.budget.describe()}; "
              f"{m.seeds} seed{'s' if m.seeds > 1 else ''} per configuration. Batch size "

@@ -5,12 +5,19 @@ augmentation, the step, the schedule and EMA, evaluation, callbacks, checkpoint.
 inside one step is a strategy object (:mod:`fmclassify.steps`); what the run is set up with is
 a :class:`~fmclassify.recipes.Recipe`. Choices a reader might question:
 
-* The data lives in one float tensor on the training device, and a batch is a slice of it
-  (:func:`fmclassify.data.iter_batches`): no per-sample PIL transform, no DataLoader workers,
-  no host-to-device copy per step.
-* The training loss is summed on the device and read once per epoch (and every
+* The data lives in one float tensor on the training device, and a batch is its rows of it,
+  gathered by index (a :class:`~fmclassify._batching.Batch`, in a DataLoader's order): no
+  per-sample PIL transform, no DataLoader workers, no host-to-device copy per step.
+* The training loss is summed on the device, by the step, and read once per epoch (and every
   ``_FINITE_CHECK_EVERY`` steps to catch divergence early): ``loss.item()`` on every step would
   force a host sync, which costs real time on a GPU.
+* The loop asks its driver for each step (``yield step, batch``) instead of calling it: alone
+  (:meth:`Trainer.fit`) the step is computed at once; in :func:`fit_together` the steps of
+  several runs' loops are computed as one batched model, while each loop keeps everything else
+  of its run. One loop serves both.
+* On a GPU an epoch that began on autograd (a callback reading gradients, such as a
+  :class:`~fmclassify.GradientTracer` for its first 100 steps) moves to the faster step as
+  soon as no callback reads them; on the CPU it stays on one step, so its numbers do not change.
 * Losses are sample-weighted means (``reduction="sum"`` over the set divided by its size), so
   a smaller last batch does not weigh as much as a full one.
 * A non-finite training loss ends the run as ``"diverged"``; the unfinished epoch is not
@@ -31,7 +38,6 @@ a :class:`~fmclassify.recipes.Recipe`. Choices a reader might question:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 import signal
@@ -60,6 +66,7 @@ from fmclassify.recipes import (
     OptimizerArg,
     Recipe,
     ScheduleArg,
+    autocast,
     black_value,
     make_ema,
     make_optimizer,
@@ -484,10 +491,8 @@ class Trainer:
         model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                    if self.recipe.precision == "bf16" else contextlib.nullcontext())
         shard = self._shard  # each rank evaluates its rows; the sums are over all
-        with autocast:
+        with autocast(self.recipe.precision, model)():
             for xb, yb in iter_batches(shard.rows(x), shard.rows(y), self.eval_batch_size,
                                        shuffle=False):
                 logits = model(xb).float()
