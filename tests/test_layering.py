@@ -48,7 +48,7 @@ ALLOWED = {
     "recipes": {"_checks", "data", "exceptions"},
     "_fused": {"exceptions", "models"},
     "_stacked": {"_checks", "exceptions"},
-    "_graph": {"_batching", "recipes"},
+    "_graph": {"_batching", "exceptions", "recipes"},
     "_together": {"_batching", "_fused", "_stacked", "recipes"},
     "steps": {"_batching", "_fused", "_graph", "callbacks", "exceptions", "recipes"},
     "training": {"_batching", "_checks", "_progress", "_together", "callbacks", "checkpoint",

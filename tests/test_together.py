@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import fmclassify as fmc
+from fmclassify.checkpoint import read_checkpoint_history
 from fmclassify.exceptions import ConfigError
 from helpers import make_dataset
 
@@ -98,14 +99,25 @@ def test_an_interrupt_keeps_every_run_at_its_last_finished_epoch(data, tmp_path)
                         callbacks=[Interrupt()] if s == 1 else []) for lr, s in CONFIGS]
     with pytest.raises(fmc.TrainingInterrupted) as stop:
         fmc.fit_together(trainers, *data)
-    assert stop.value.history.status == "interrupted"
-    assert all((tmp_path / f"{lr}-{s}.pt").exists() for lr, s in CONFIGS)
+    assert stop.value.history is trainers[1].history  # the run that was interrupted
+    assert [t.history.status for t in trainers] == ["interrupted"] * 4
+    # Run 0 had saved its second epoch before run 1 ended its own; the others stop at their
+    # last finished and saved epoch, the first.
+    saved = [read_checkpoint_history(tmp_path / f"{lr}-{s}.pt").epochs_trained
+             for lr, s in CONFIGS]
+    assert saved == [2, 1, 1, 1]
+    resumed = [trainer(lr, s, epochs=4, checkpoint=tmp_path / f"{lr}-{s}.pt")
+               for lr, s in CONFIGS]
+    for h, (lr, s) in zip(fmc.fit_together(resumed, *data, resume=True), CONFIGS, strict=True):
+        same_numbers(h, trainer(lr, s, epochs=4).fit(*data))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"momentum": 0.9}, "recipes\\[1\\] has momentum=0.9 but recipes\\[0\\] has 0.0"),
     ({"batch_size": 16}, "the runs differ in batch size"),
     ({"ema": 0.99}, r"a run averages its weights \(ema\)"),
+    ({"step": "autograd"}, "a run asks for step='autograd'"),
+    ({"val_split": 0.1}, "the runs hold out different validation splits"),
 ])
 def test_runs_that_cannot_train_together_are_refused_before_training(kwargs, message):
     runs = [trainer(0.1, 0), trainer(0.1, 1, **kwargs)]
@@ -146,3 +158,25 @@ def test_the_course_cnn_trains_together(data):
     histories = fmc.fit_together(runs, train, test)
     assert [h.status for h in histories] == ["completed", "completed"]
     assert all(h.trained[-1].train_loss < h.trained[0].train_loss * 1.5 for h in histories)
+
+
+def test_stacked_runs_save_checkpoints_of_their_own_weights_and_own_them_after(data, tmp_path):
+    """A run's weights are a row of the group's stack while it trains; its checkpoint holds that
+    row only, and after the runs each model's tensors are its own again."""
+    def make(s, ckpt):  # 140 kB of weights: the file shows whether it holds one run or four
+        torch.manual_seed(s)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 512),
+                                    torch.nn.BatchNorm1d(512), torch.nn.ReLU(),
+                                    torch.nn.Linear(512, 4))
+        return fmc.Trainer(model, lr=0.05, epochs=1, batch_size=32, seed=s, momentum=0.9,
+                           progress=False, device="cpu", checkpoint=ckpt)
+
+    group = [make(s, tmp_path / f"{s}.pt") for s in range(4)]
+    fmc.fit_together(group, *data)
+    make(9, tmp_path / "alone.pt").fit(*data)
+    alone = (tmp_path / "alone.pt").stat().st_size
+    for s in range(4):
+        assert (tmp_path / f"{s}.pt").stat().st_size < 1.2 * alone
+    for t in group:
+        for tensor in (*t.model.parameters(), *t.model.buffers()):
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()

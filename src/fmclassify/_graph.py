@@ -10,10 +10,10 @@ step once with :class:`torch.cuda.CUDAGraph` and replays it:
   buffers;
 * forward, loss, backward, gradient clipping and the SGD update (momentum, Nesterov and
   weight decay included), the kernels autograd launches, on the model's own parameters,
-  gradients and momentum buffers. Under a schedule the learning rate changes every step,
-  which ``torch.optim.SGD`` bakes into its kernels as a number: then the update is
-  :func:`sgd_update`, SGD's formulas on a learning rate held in a device tensor that each
-  step refills from the optimizer's (one small kernel, no copy from the host);
+  gradients and momentum buffers. ``torch.optim.SGD`` would bake the learning rate into
+  its kernels as a number, so the graph's update is :func:`sgd_update`, SGD's formulas on a
+  rate held in a device tensor, refilled from the optimizer's every step under a schedule
+  and every epoch otherwise (one small kernel, no copy from the host);
 * the epoch's loss sum, accumulated on the device, so the loop reads it only at its
   divergence checks.
 
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from fmclassify._batching import Batch
+from fmclassify.exceptions import ConfigError
 from fmclassify.recipes import Recipe, autocast
 
 __all__ = ["GraphStep", "sgd_update"]
@@ -50,7 +51,7 @@ class GraphStep:
     model : torch.nn.Module
         On a CUDA device; :func:`fmclassify.steps.why_not_graph` returns None for it.
     optimizer : torch.optim.Optimizer
-        SGD at a constant learning rate.
+        SGD; its learning rate is read every step under a schedule, else every epoch.
     recipe : Recipe
         Its ``label_smoothing``, ``clip_grad_norm`` and ``precision`` apply here.
     """
@@ -76,6 +77,8 @@ class GraphStep:
         self._autocast = autocast(recipe.precision, model, cache=False)
         self._sum = torch.zeros((), device=device)  # the graph adds to it: one tensor, always
         self._graph: torch.cuda.CUDAGraph | None = None
+        self._warm = False  # the warm-up is over: the update is sgd_update from here on
+        self._full = 0  # the size of a full batch, the one the graph is captured for
         self._inputs: tuple[torch.Tensor, ...] = ()  # what a replay reads: index, or x and y
         self._source: tuple[torch.Tensor, torch.Tensor] | None = None  # gathered from
         self._grads: list[torch.Tensor | None] = []
@@ -83,8 +86,12 @@ class GraphStep:
         self._side = torch.cuda.Stream(device=device)
 
     def begin_epoch(self, loss_sum: torch.Tensor) -> None:
-        """Start the epoch's loss sum at ``loss_sum`` (in place: the graph adds to it)."""
+        """Start the epoch's loss sum at ``loss_sum``; read the epoch's learning rate.
+
+        Both in place: the graph reads these tensors.
+        """
         self._sum.copy_(loss_sum)
+        self._lr.fill_(self._opt.param_groups[0]["lr"])
 
     def loss_sum(self) -> torch.Tensor:
         """The epoch's training loss so far, summed over samples."""
@@ -97,6 +104,7 @@ class GraphStep:
         """Train on one batch: replay the graph where it fits the batch, else an eager step."""
         if self._scheduled:  # this step's rate, for a replay (a fill: no host copy)
             self._lr.fill_(self._opt.param_groups[0]["lr"])
+        self._full = max(self._full, len(batch.index))  # a full batch, not an epoch's last
         if self._graph is not None and self._fits(batch):
             if batch.plain:
                 self._inputs[0].copy_(batch.index)
@@ -104,7 +112,8 @@ class GraphStep:
                 for buffer, value in zip(self._inputs, batch.tensors(), strict=True):
                     buffer.copy_(value)
             self._graph.replay()
-        elif self._graph is None and self._eager >= self.WARMUP:
+        elif (self._graph is None and self._eager >= self.WARMUP
+              and len(batch.index) == self._full):  # never capture a smaller last batch
             self._capture(batch)
         else:
             self._eager_step(*batch.tensors())
@@ -122,17 +131,13 @@ class GraphStep:
         loss.backward()  # type: ignore[no-untyped-call]
         if self._clip is not None:
             torch.nn.utils.clip_grad_norm_(self._params, self._clip)
-        if self._scheduled and self._graph_ready():
+        if self._warm:  # the captured update, also in an eager step after the capture
             state = self._opt.state
             sgd_update(self._params, [state[p].get("momentum_buffer") for p in self._params],
                        self._lr, *self._sgd)
-        else:
+        else:  # the warm-up: SGD's own step, which makes the momentum buffers
             self._opt.step()
         self._sum += loss.detach() * y.shape[0]
-
-    def _graph_ready(self) -> bool:
-        """Whether the update may be :func:`sgd_update`: the eager warm-up made its buffers."""
-        return self._eager >= self.WARMUP
 
     def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """A plain step: on a side stream before the capture, on the graph's gradients after."""
@@ -162,14 +167,20 @@ class GraphStep:
         else:
             self._inputs = tuple(t.clone() for t in batch.tensors())
         self._opt.zero_grad(set_to_none=True)  # the capture allocates the gradients it owns
+        self._warm = True
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            if batch.plain:
-                index = self._inputs[0]
-                self._train(batch.images.index_select(0, index),
-                            batch.labels.index_select(0, index))
-            else:
-                self._train(*self._inputs)
+        try:
+            with torch.cuda.graph(graph):
+                if batch.plain:
+                    index = self._inputs[0]
+                    self._train(batch.images.index_select(0, index),
+                                batch.labels.index_select(0, index))
+                else:
+                    self._train(*self._inputs)
+        except RuntimeError as exc:  # e.g. a host read in the model's forward (.item())
+            raise ConfigError(
+                f"the model's step cannot be captured as a CUDA graph ({exc}); train it with "
+                "step='autograd'") from exc
         self._grads = [p.grad for p in self._params]
         self._graph = graph
         graph.replay()  # the capture only recorded the kernels

@@ -366,8 +366,9 @@ class StackedModels:
             return F.cross_entropy(logits, y, label_smoothing=self._smoothing)
 
     def _autocast(self) -> Any:
+        # no cache of casts across calls: a CUDA graph may capture this step
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self._precision == "bf16")
+                              enabled=self._precision == "bf16", cache_enabled=False)
 
     # -- checks -------------------------------------------------------------------------------
 

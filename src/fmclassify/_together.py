@@ -99,6 +99,7 @@ class Together:
         self._rows = torch.empty(0)
         self._inputs: tuple[torch.Tensor, ...] = ()  # what a replay reads
         self._warm, self._size, self._fresh, self._shared = False, 0, True, False
+        self._dirty = False
         self._lrs: tuple[float, ...] = ()
 
     def member(self, k: int) -> _Member:
@@ -119,10 +120,13 @@ class Together:
                 self._drop()
             elif isinstance(self._engine, FusedMLP):
                 self._engine.read_weights()
+            elif self._engine is not None:  # the stack's rates, read as the fused engine's
+                self._engine.set_lrs(list(lrs))
         if self._engine is None or runs != self._runs:
             self._build(runs)
         if self._scheduled:
             self._engine.set_lrs([self._opts[k].param_groups[0]["lr"] for k in runs])  # type: ignore[union-attr]
+        self._dirty = True  # the engine's weights move: write them back at the epoch's end
         first = next(iter(batches.values()))
         on_gpu = self.device.type == "cuda"
         # Runs that share the training set and need nothing done to a batch: the graph
@@ -163,8 +167,9 @@ class Together:
 
     def write_back(self) -> None:
         """Put the engine's weights (and momentum) into the models and their optimizers."""
-        if self._engine is None:
-            return
+        if self._engine is None or not self._dirty:
+            return  # once per epoch, not once per run
+        self._dirty = False
         self._engine.write_back()
         if isinstance(self._engine, StackedModels):
             for i, k in enumerate(self._runs):
@@ -175,7 +180,15 @@ class Together:
 
     def _drop(self) -> None:
         self.write_back()
+        if isinstance(self._engine, StackedModels):  # the models own their tensors again,
+            for k in self._runs:                     # not rows of a stack that pins them all
+                for t in (*self._models[k].parameters(), *self._models[k].buffers()):
+                    t.data = t.data.clone()
         self._engine, self._graph, self._warm = None, None, False
+
+    def close(self) -> None:
+        """The runs ended: weights back into the models, each model's tensors its own."""
+        self._drop()
 
     # -- the pieces ------------------------------------------------------------------------
 

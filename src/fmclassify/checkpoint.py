@@ -74,7 +74,7 @@ def save_checkpoint(
     """
     payload = {
         "format": _FORMAT,
-        "model": model.state_dict(),
+        "model": {k: _own(v) for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "history": history.to_dict(),
         "generator": generator.get_state(),
@@ -87,6 +87,18 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _own(tensor: Any) -> Any:
+    """``tensor``, or a copy of it when it is a view of a larger storage.
+
+    ``torch.save`` writes a view's whole storage, and runs trained together hold their
+    weights as rows of one stack.
+    """
+    if isinstance(tensor, torch.Tensor) and (
+            tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size()):
+        return tensor.clone()
+    return tensor
 
 
 def _callback_state(callback: object) -> dict[str, Any] | None:

@@ -352,19 +352,26 @@ def _train_together(todo: dict[int, RunSpec], data: Data, store: RunStore | None
                 arrived(i, begun)  # an earlier run of this call begins it
             else:
                 members.append(i)
-        trained = _fit_group([todo[i] for i in members], data, store, device, on_error)
-        if trained is None:  # one by one: alone, or runs that cannot train together
-            trained = [_train(todo[i], data, _checkpoint(store, todo[i]), progress, device)
-                       if on_error == "raise" else
-                       _attempt(todo[i], data, _checkpoint(store, todo[i]), progress, device)
-                       for i in members]
-        for i, result in zip(members, trained, strict=True):
-            arrived(i, result)
+        trained = _fit_group([todo[i] for i in members], data, store, device)
+        if trained is not None:
+            for i, result in zip(members, trained, strict=True):
+                arrived(i, result)
+            continue
+        for i in members:  # one by one: alone, runs that cannot train together, or after an
+            spec = todo[i]  # error in the group (each resumes from its own checkpoint)
+            ckpt = _checkpoint(store, spec)
+            arrived(i, _train(spec, data, ckpt, progress, device) if on_error == "raise"
+                    else _attempt(spec, data, ckpt, progress, device))
 
 
-def _fit_group(specs: list[RunSpec], data: Data, store: RunStore | None, device: str,
-               on_error: str) -> list[RunResult] | None:
-    """Train ``specs`` with :func:`fit_together`; None when they are fewer than two or cannot."""
+def _fit_group(specs: list[RunSpec], data: Data, store: RunStore | None,
+               device: str) -> list[RunResult] | None:
+    """Train ``specs`` with :func:`fit_together`, or None: fewer than two, or they cannot.
+
+    None too when the group fails for an error of a run (the caller then trains each run on
+    its own, from its checkpoint, so one run's error fails that run alone); a place it cannot
+    write to (:class:`OutputError`) or an interrupt stops the call.
+    """
     if len(specs) < 2:
         return None
     made = [trainer_for(s, data, checkpoint=_checkpoint(store, s), device=device) for s in specs]
@@ -373,10 +380,10 @@ def _fit_group(specs: list[RunSpec], data: Data, store: RunStore | None, device:
         return None
     try:
         histories = fit_together(trainers, *data, resume=store is not None)
-    except Exception as exc:
-        if on_error == "raise":
-            raise
-        return [_failed(s, f"{type(exc).__name__}: {exc}") for s in specs]
+    except (OutputError, KeyboardInterrupt):
+        raise
+    except Exception:
+        return None
     return [RunResult(s, h, tracer.to_dict() if tracer else None)
             for s, h, (_, tracer) in zip(specs, histories, made, strict=True)]
 

@@ -274,7 +274,8 @@ class Trainer:
             the model. A validation split (``val_split``) is held out of ``train``.
         resume : bool, default False
             Continue from the ``checkpoint`` file when it exists (the result equals an
-            uninterrupted run bit for bit); without a checkpoint file, start from scratch.
+            uninterrupted run bit for bit on the CPU; within float rounding through a CUDA
+            graph, whose warm-up steps run again); without a checkpoint file, start afresh.
 
         Returns
         -------
@@ -297,7 +298,7 @@ class Trainer:
               ) -> Generator[Request, None, History]:
         """The epoch loop. It asks its caller for each step, ``yield step, batch``.
 
-        :meth:`fit` computes ``step(xb, yb)`` right away (:func:`_alone`);
+        :meth:`fit` computes ``step(batch)`` right away (:func:`_alone`);
         :func:`fit_together` computes the steps of several runs' loops as one. Everything
         else about a run (batches, schedule, EMA, divergence, evaluation, callbacks,
         checkpoints, interrupts) happens here, once, for both.
@@ -588,19 +589,22 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
                  resume: bool = False) -> list[History]:
     """Train several runs at once as one batched model; each keeps its own History.
 
-    Runs of one model shape that differ in learning rate or seed (a learning-rate sweep's,
-    Q1.2's convergence runs) cost on a GPU about what one run costs: their steps are computed
-    together (:class:`~fmclassify.steps.Together`), one batched product for all K models, while
+    Runs of one model that differ in learning rate, seed or weight decay (a learning-rate
+    sweep's, Q1.2's convergence runs) cost on a GPU about what one run costs: their steps are
+    computed together (:class:`fmclassify._together.Together`: the fused K-model engine for
+    plain MLPs with plain SGD, a vmapped stack for other models and SGD recipes), while
     everything else about each run stays its own, in its own Trainer's epoch loop: its batch
     order, divergence (a diverged run drops out, the others go on), callbacks (a converged run
-    stops on its own), evaluation, checkpoint and resume. On the CPU each model still takes a
-    pass of its own, so a run equals, bit for bit, the same run trained by :meth:`Trainer.fit`.
+    stops on its own), evaluation, checkpoint and resume. On the CPU a plain MLP still takes a
+    pass of its own, so such a run equals, bit for bit, the same run trained by
+    :meth:`Trainer.fit`; through the vmapped stack runs agree within float rounding (and a
+    model with dropout draws its own masks).
 
     Parameters
     ----------
     trainers : sequence of Trainer
-        Not yet fitted, on one device, with equal batch sizes, each accepted by
-        :func:`~fmclassify.steps.why_not_together` (plain MLPs, plain SGD at a constant rate).
+        Not yet fitted, of one model architecture on one device, with step ``"auto"``, equal
+        batch sizes and validation splits, SGD without EMA (:func:`why_not_fit_together`).
     train, test : ImageDataset
         As for :meth:`Trainer.fit`; shared by every run.
     resume : bool, default False
@@ -640,8 +644,11 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
     placed = (trainers[0]._on_device(train)
               if all(t.recipe.val_split is None for t in trainers) else None)
     loops = [t._loop(train, test, resume, placed) for t in trainers]
-    with sigterm_as_interrupt():
-        return _lockstep(loops, group)
+    try:
+        with sigterm_as_interrupt():
+            return _lockstep(loops, group)
+    finally:
+        group.close()
 
 
 class _Chooser:
@@ -667,6 +674,11 @@ def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:
     """
     if any(t.recipe.ema is not None for t in trainers):
         return "a run averages its weights (ema)"
+    asked = sorted({t.step_kind for t in trainers} - {"auto"})
+    if asked:
+        return f"a run asks for step={asked[0]!r}"
+    if len({t.recipe.val_split for t in trainers}) > 1:
+        return "the runs hold out different validation splits (their epochs differ in batches)"
     reason = why_not_together([t.model for t in trainers], [t.recipe for t in trainers])
     if reason is None and len({t.batch_size for t in trainers}) > 1:
         reason = "the runs differ in batch size"
@@ -688,9 +700,9 @@ def _lockstep(loops: list[Generator[Request, None, History]],
             out[k] = done.value
             asks.pop(k, None)
 
-    for k in range(len(loops)):
-        advance(k)
     try:
+        for k in range(len(loops)):  # each run's start: checks, resume, epoch 0
+            advance(k)
         while asks:
             together = {k: batch for k, (step, batch) in asks.items()
                         if getattr(step, "group", None) is group}
@@ -709,8 +721,9 @@ def _lockstep(loops: list[Generator[Request, None, History]],
                 out[k], stopped = stop.history, stopped or stop
             except BaseException:
                 continue  # the same error, raised once below
-        if stopped is not None and isinstance(exc, KeyboardInterrupt):
-            raise stopped from None
+        if stopped is not None and not isinstance(exc, TrainingInterrupted) and isinstance(
+                exc, KeyboardInterrupt):
+            raise stopped from None  # Ctrl-C between steps: as a run's loop would say it
         raise
     return [out[k] for k in range(len(loops))]
 
