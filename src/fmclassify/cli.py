@@ -148,7 +148,8 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", default="fp32", help="fp32 or bf16 (default: fp32)")
     g.add_argument("--ema", type=float, default=None, help="EMA decay of the weights, e.g. 0.999")
     g.add_argument("--step", default="auto",
-                   help="auto, autograd, fused or compiled (default: auto, the fastest allowed)")
+                   help="auto, autograd, fused, graph (CUDA) or compiled (default: auto, the "
+                        "fastest allowed)")
 
 
 def _fraction_or_count(text: str) -> float | int:
