@@ -14,8 +14,7 @@ Examples
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from fmclassify import _version
 from fmclassify.activations import ActivationStats
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.clusters import dask_executor
@@ -60,11 +59,9 @@ from fmclassify.registry import ModelSpec, build_model, list_models, register_mo
 from fmclassify.runs import RunResult, RunSpec, RunStore, run_many
 from fmclassify.training import Trainer, TrainingInterrupted, fit_together
 
-try:
-    #: The installed version of fmclassify, a PEP 440 string such as ``"0.1.0"``.
-    __version__ = version("fmclassify")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+#: The version of fmclassify, a PEP 440 string such as ``"0.1.0"`` (it lives in
+#: ``fmclassify._version``, which imports nothing, so any module can read it without a cycle).
+__version__ = _version.__version__
 
 __all__ = [
     "MLP",

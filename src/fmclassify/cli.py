@@ -42,7 +42,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPI
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fmclassify`` command (used by the docs too)."""
-    from fmclassify import __version__
+    from fmclassify._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="fmclassify",

@@ -552,7 +552,7 @@ class Trainer:
     def _metadata(self, train: ImageDataset, test: ImageDataset) -> dict[str, Any]:
         import torchvision
 
-        from fmclassify import __version__
+        from fmclassify._version import __version__
 
         watched = any(needs_autograd(cb) for cb in self.callbacks)
         step = self._step_choice.describe(watched=watched)
