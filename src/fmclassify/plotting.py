@@ -10,10 +10,11 @@ any line, and ``plt.show()`` neither hides nor repeats it. Figures made inside :
 are not shown (make them there to save them only). :class:`FigureGrid` is a dict of named
 figures that a notebook shows as one picture (what ``ExperimentResult.plot`` returns).
 
-This module is a leaf: it reads :class:`~fmclassify.history.History` objects (by their
-attributes; it imports only :mod:`fmclassify.exceptions`) and plain lists, and nothing in the
-training code imports it (``History.plot`` imports it lazily), so training never needs
-matplotlib.
+This module is a leaf: it reads :class:`~fmclassify.history.History` objects by the few
+attributes :class:`HistoryLike` names (it imports only :mod:`fmclassify.exceptions` and its own
+figure helpers, not :mod:`fmclassify.history`, not even for annotations, since ``History.plot``
+imports this module) and plain lists, and nothing in the training code imports it
+(``History.plot`` imports it lazily), so training never needs matplotlib.
 
 Accuracy is drawn in percent (the stored values are fractions). Test loss and test accuracy
 start at epoch 0, the evaluation of the untrained model; train loss starts at epoch 1.
@@ -22,7 +23,7 @@ start at epoch 0, the evaluation of the untrained model; train loss starts at ep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -39,11 +40,10 @@ from fmclassify._inside_plots import (
 )
 from fmclassify.exceptions import ConfigError
 
-if TYPE_CHECKING:  # read by duck typing: history imports this module, never the reverse
-    from fmclassify.history import History
-
 __all__ = [
     "FigureGrid",
+    "HistoryLike",
+    "RecordLike",
     "new_figure",
     "plot_activation_stats",
     "plot_comparison",
@@ -57,6 +57,60 @@ __all__ = [
     "unshown",
 ]
 
+
+class RecordLike(Protocol):
+    """What the figures read of one epoch: an :class:`~fmclassify.history.EpochRecord` is one."""
+
+    @property
+    def epoch(self) -> int:
+        """The epoch; 0 is the evaluation of the untrained model."""
+
+    @property
+    def train_loss(self) -> float | None:
+        """Mean training loss of the epoch; ``None`` at epoch 0."""
+
+    @property
+    def test_loss(self) -> float:
+        """Test loss after the epoch."""
+
+    @property
+    def test_accuracy(self) -> float:
+        """Test accuracy after the epoch, a fraction."""
+
+    @property
+    def val_loss(self) -> float | None:
+        """Validation loss, or ``None`` without a validation split."""
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """Validation accuracy (a fraction), or ``None`` without a validation split."""
+
+
+class HistoryLike(Protocol):
+    """What the figures read of a run: a :class:`~fmclassify.history.History` is one.
+
+    A protocol, not the class, because :mod:`fmclassify.history` imports this module (lazily,
+    in ``History.plot``); naming ``History`` here, even for annotations only, would close an
+    import cycle.
+    """
+
+    @property
+    def records(self) -> Sequence[RecordLike]:
+        """One record per epoch, in order."""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The run's settings; the figures read ``"model"``, ``"lr"`` and ``"converged_epoch"``."""
+
+    @property
+    def status(self) -> str:
+        """How the run ended; ``"diverged"`` is marked on the curves."""
+
+    @property
+    def diverged_epoch(self) -> int | None:
+        """The epoch the loss became non-finite, or ``None``."""
+
+
 _METRIC_LABELS = {
     "test_accuracy": "test accuracy (%)",
     "test_loss": "test loss (cross-entropy)",
@@ -69,7 +123,7 @@ _STATISTIC_LABELS = {
 }
 
 
-def plot_history(history: History, *, title: str | None = None) -> Figure:
+def plot_history(history: HistoryLike, *, title: str | None = None) -> Figure:
     """Plot loss (train and test) and test accuracy per epoch, side by side (and val's).
 
     Parameters
@@ -124,7 +178,7 @@ def plot_history(history: History, *, title: str | None = None) -> Figure:
 
 
 def plot_comparison(
-    histories: Sequence[History] | Mapping[str, History],
+    histories: Sequence[HistoryLike] | Mapping[str, HistoryLike],
     *,
     metric: str = "test_accuracy",
     labels: Sequence[str] | None = None,
@@ -250,7 +304,7 @@ def plot_gradients(
     return fig
 
 
-def _mark_events(ax: Axes, history: History) -> None:
+def _mark_events(ax: Axes, history: HistoryLike) -> None:
     """Draw the divergence or convergence epoch as a vertical line."""
     if history.status == "diverged" and history.diverged_epoch is not None:
         ax.axvline(
@@ -264,7 +318,7 @@ def _mark_events(ax: Axes, history: History) -> None:
         ax.axvline(converged, color="green", linestyle=":", label=f"converged at epoch {converged}")
 
 
-def _run_title(history: History) -> str:
+def _run_title(history: HistoryLike) -> str:
     meta = history.metadata
     parts = [str(meta["model"])] if meta.get("model") is not None else []
     if meta.get("lr") is not None:
@@ -272,7 +326,7 @@ def _run_title(history: History) -> str:
     return ", ".join(parts) if parts else "training run"
 
 
-def _default_labels(runs: Sequence[History]) -> list[str]:
+def _default_labels(runs: Sequence[HistoryLike]) -> list[str]:
     models = [r.metadata.get("model") for r in runs]
     lrs = [r.metadata.get("lr") for r in runs]
     vary_model, vary_lr = len(set(map(str, models))) > 1, len(set(map(str, lrs))) > 1
