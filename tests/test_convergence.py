@@ -247,14 +247,16 @@ def test_update_cost_is_negligible_for_a_long_run() -> None:
         ({"patience": True}, r"patience must be an integer >= 1, got True"),
         ({"window": 0}, r"window must be an integer >= 1, got 0"),
         ({"min_epochs": -1}, r"min_epochs must be an integer >= 1, got -1"),
-        (
+        (  # _checks.check_choice's wording, with its did-you-mean hint on a near miss
             {"metric": "accuracy"},
-            r"metric must be one of 'test_accuracy', 'test_loss', "
-            r"'train_loss', 'val_accuracy', 'val_loss', got 'accuracy'",
+            r"unknown metric 'accuracy'; did you mean 'val_accuracy'\? choose one of "
+            r"'test_accuracy', 'test_loss', 'train_loss', 'val_accuracy', 'val_loss'$",
         ),
-        ({"mode": "pct"}, r"mode must be one of 'abs', 'rel', got 'pct'"),
-        ({"reference": "first"}, r"reference must be one of 'previous', 'best', got 'first'"),
-        ({"goal": "up"}, r"goal must be one of 'max', 'min', got 'up'"),
+        ({"mode": "pct"}, r"unknown mode 'pct'; choose one of 'abs', 'rel'$"),
+        ({"mode": "ab"}, r"unknown mode 'ab'; did you mean 'abs'\? choose one of 'abs', 'rel'"),
+        ({"reference": "first"}, r"unknown reference 'first'; choose one of 'previous', 'best'"),
+        ({"goal": "up"}, r"unknown goal 'up'; choose one of 'max', 'min'"),
+        ({"goal": 1}, r"unknown goal 1; choose one of 'max', 'min'"),
     ],
 )
 def test_invalid_arguments_name_argument_and_value(kwargs: dict, message: str) -> None:

@@ -43,8 +43,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
+from fmclassify._checks import check_choice, check_int, check_positive
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
 
@@ -172,15 +173,15 @@ class ConvergenceDetector(CallbackBase):
         restore_best: bool = False,
     ) -> None:
         self.threshold = _check_threshold(threshold)
-        self.patience = _check_count("patience", patience)
-        self.metric: Metric = _check_choice("metric", metric, _METRICS)
-        self.mode: Mode = _check_choice("mode", mode, _MODES)
-        self.window = _check_count("window", window)
-        self.min_epochs = _check_count("min_epochs", min_epochs)
-        self.reference: Reference = _check_choice("reference", reference, _REFERENCES)
+        self.patience = check_int("patience", patience)
+        self.metric = cast("Metric", check_choice("metric", metric, _METRICS))
+        self.mode = cast("Mode", check_choice("mode", mode, _MODES))
+        self.window = check_int("window", window)
+        self.min_epochs = check_int("min_epochs", min_epochs)
+        self.reference = cast("Reference", check_choice("reference", reference, _REFERENCES))
         if goal is None:
             goal = "max" if "accuracy" in self.metric else "min"
-        self.goal: Goal = _check_choice("goal", goal, _GOALS)
+        self.goal = cast("Goal", check_choice("goal", goal, _GOALS))
         self.stop = bool(stop)
         self.restore_best = bool(restore_best)
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -434,25 +435,11 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _check_threshold(value: object) -> float:
+    """``check_positive``, with what the number means when it is wrong."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"threshold must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(
-            f"threshold must be a finite number > 0, got {value!r}; for accuracy it is a "
-            "fraction (0.001 = 0.1 percentage point)"
-        )
-    return float(value)
-
-
-def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> Any:
-    if value not in allowed:
-        raise ConfigError(
-            f"{name} must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}"
-        )
-    return value
+    try:
+        return check_positive("threshold", value)
+    except ConfigError as err:
+        hint = "for accuracy it is a fraction (0.001 = 0.1 percentage point)"
+        raise ConfigError(f"{err}; {hint}") from None
