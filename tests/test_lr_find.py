@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -147,6 +149,67 @@ def test_the_data_restarts_when_it_runs_out(tiny_data):
     assert len(result.losses) == 10
 
 
+def hand_loop(model: nn.Module, train, lrs: list[float], *, seed: int = 0, batch_size: int = 64,
+              clip: float | None = None, **recipe) -> list[float]:
+    """The range test's steps written out (lr_find's own loop before issue 21): the oracle."""
+    from fmclassify.data import iter_batches
+    from fmclassify.recipes import Recipe, make_optimizer
+
+    model = copy.deepcopy(model)
+    torch.default_generator.manual_seed(seed)  # dropout, as lr_find seeds it
+    generator = torch.Generator().manual_seed(seed)
+    x, y = train.float_images(), train.labels
+    optimizer = make_optimizer(list(model.parameters()), Recipe(**recipe), lrs[0])
+    batches = iter([])
+    model.train()
+    losses = []
+    for lr in lrs:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            xb, yb = next(batches)
+        except StopIteration:  # the data restarts, reshuffled
+            batches = iter_batches(x, y, batch_size, generator=generator)
+            xb, yb = next(batches)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "batch_size": 48},
+    {"clip_grad_norm": 0.05},
+])
+def test_the_curve_is_the_hand_loops(tiny_data, kwargs):
+    """Driving the Trainer's step changes no number where the math is the same (issue 21)."""
+    train, _ = tiny_data
+    model = small_model()
+    result = lr_find(model, train, start_lr=1e-4, end_lr=1.0, steps=40, **kwargs)
+    assert result.stop_reason == "completed"
+    clip = kwargs.pop("clip_grad_norm", None)
+    hand = hand_loop(model, train, result.lrs, clip=clip, **kwargs)
+    assert result.losses == pytest.approx(hand, rel=1e-6)  # batch 48: sum/48 rounds in float32
+    assert result.suggestions == pytest.approx(suggest(result.lrs, result.smoothed))
+
+
+def test_clipping_is_honoured(tiny_data):
+    train, _ = tiny_data
+    plain = lr_find(small_model(), train, start_lr=1e-2, end_lr=10, steps=30)
+    clipped = lr_find(small_model(), train, start_lr=1e-2, end_lr=10, steps=30,
+                      clip_grad_norm=1e-3)
+    assert clipped.settings["clip_grad_norm"] == 1e-3 and plain.settings["clip_grad_norm"] is None
+    assert clipped.losses[0] == plain.losses[0]  # the first loss is before any update
+    # a gradient norm of 1e-3 barely moves the weights: the loss stays near its start
+    assert max(abs(v - clipped.losses[0]) for v in clipped.losses) < 0.5
+    assert clipped.losses != plain.losses
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"start_lr": 1.0, "end_lr": 0.1}, r"start_lr must be smaller than end_lr"),
     ({"start_lr": 0}, r"start_lr must be a finite number > 0, got 0"),
@@ -159,6 +222,7 @@ def test_the_data_restarts_when_it_runs_out(tiny_data):
     ({"nesterov": True}, r"nesterov=True needs optimizer='sgd' with momentum > 0"),
     ({"batch_size": 0}, r"batch_size must be an integer >= 1"),
     ({"label_smoothing": 1.0}, r"label_smoothing must be a number in \[0, 1\)"),
+    ({"clip_grad_norm": 0}, r"clip_grad_norm must be a finite number > 0, got 0"),
     ({"precision": "fp16"}, r"unknown precision 'fp16'"),
     ({"device": "gpu0"}, r"unknown device 'gpu0'"),
 ])

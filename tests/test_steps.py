@@ -8,7 +8,7 @@ import torch
 import fmclassify as fmc
 from fmclassify.exceptions import ConfigError
 from fmclassify.recipes import Recipe
-from fmclassify.steps import FASTER, STEPS, StepChoice, choose_step, why_not_graph
+from fmclassify.steps import FASTER, STEPS, StepChoice, choose_step, make_step, why_not_graph
 
 
 def base():
@@ -101,3 +101,26 @@ def test_sgd_update_is_torch_sgd_at_a_rate_in_a_tensor(momentum, nesterov, wd):
         if momentum:
             torch.testing.assert_close(opt_a.state[pa]["momentum_buffer"],
                                        opt_b.state[pb]["momentum_buffer"], rtol=1e-6, atol=1e-7)
+
+
+def test_every_step_but_auto_has_one_maker_in_the_table():
+    from fmclassify.steps import _MAKERS
+
+    assert set(_MAKERS) == set(STEPS) - {"auto"}
+
+
+@pytest.mark.parametrize("name", ["autograd", "fused", "compiled"])
+def test_make_step_builds_the_named_step(name):
+    model = base()
+    step = make_step(name, model, torch.optim.SGD(model.parameters(), lr=0.1), Recipe())
+    assert step.name == name
+
+
+def test_make_step_refuses_a_name_it_does_not_build():
+    model = base()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ConfigError, match=r"unknown step 'auto'; make_step builds autograd, "
+                                          r"fused, graph, compiled \(choose_step\(\) turns"):
+        make_step("auto", model, optimizer, Recipe())
+    with pytest.raises(ConfigError, match=r"got callbacks but no run; pass the RunContext"):
+        make_step("autograd", model, optimizer, Recipe(), None, [fmc.GradientTracer(steps=1)])

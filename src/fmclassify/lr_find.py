@@ -67,14 +67,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from fmclassify._batching import index_batches
 from fmclassify._checks import check_device, check_int, check_positive
 from fmclassify._tables import Table, to_html, to_text
-from fmclassify.data import ImageDataset, iter_batches
+from fmclassify.data import ImageDataset
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.recipes import Recipe, make_optimizer
+from fmclassify.steps import Batch, make_step
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -94,7 +95,8 @@ _TRIM_END = 5  # points dropped at the end before suggesting (fastai's)
 #: The Trainer arguments lr_find accepts, with their defaults (the course's recipe).
 _TRAINER_DEFAULTS: dict[str, Any] = {
     "batch_size": 64, "optimizer": "sgd", "momentum": 0.0, "nesterov": False,
-    "weight_decay": 0.0, "label_smoothing": 0.0, "precision": "fp32", "device": "auto",
+    "weight_decay": 0.0, "label_smoothing": 0.0, "clip_grad_norm": None, "precision": "fp32",
+    "device": "auto",
 }
 
 _STOPS = {
@@ -351,28 +353,34 @@ def _restored(model: nn.Module, home: torch.device, device: torch.device,
             torch.cuda.set_rng_state(cuda_rng, device)
 
 
-def _endless(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled batches, epoch after epoch, from one seeded generator."""
+def _endless(n: int, batch_size: int, generator: torch.Generator,
+             device: torch.device) -> Iterator[torch.Tensor]:
+    """The rows of shuffled batches, epoch after epoch, from one seeded generator.
+
+    The Trainer's batching (:func:`~fmclassify._batching.index_batches`): the same order as
+    ``DataLoader(shuffle=True)`` with that generator.
+    """
     while True:
-        yield from iter_batches(x, y, batch_size, shuffle=True, generator=generator)
+        yield from index_batches(n, batch_size, shuffle=True, generator=generator, device=device)
 
 
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Mapping[str, Any]) -> torch.Tensor:
-    """The training loss of one batch (under bf16 autocast when asked for)."""
-    device = s["device"]
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s["precision"] == "bf16"):
-        logits = model(x)
-    return F.cross_entropy(logits.float(), y, label_smoothing=s["label_smoothing"])
+def _as_is(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's way to the step: unchanged (the test trains without augmentation)."""
+    return x, y
 
 
 def _run(model: nn.Module, train: ImageDataset, lrs: list[float], s: Mapping[str, Any],
          recipe: Recipe, seed: int) -> tuple[list[float], list[float], str]:
     """The steps of the test: (raw losses, smoothed losses, stop reason)."""
-    data = train.to(s["device"])
-    batches = _endless(data.float_images(), data.labels, s["batch_size"],
-                       torch.Generator().manual_seed(seed))
+    device = s["device"]
+    data = train.to(device)
+    images, labels = data.float_images(), data.labels
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, lrs[0])
+    # The Trainer's own step: the recipe's label smoothing, clipping and precision apply as
+    # they will in the run the test is for.
+    step = make_step("autograd", model, optimizer, recipe)
+    batches = _endless(len(labels), s["batch_size"], torch.Generator().manual_seed(seed), device)
+    zero = torch.zeros((), device=device)
     model.train()
     losses: list[float] = []
     smoothed: list[float] = []
@@ -380,14 +388,16 @@ def _run(model: nn.Module, train: ImageDataset, lrs: list[float], s: Mapping[str
     for i, lr in enumerate(lrs):
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = next(batches)
-        optimizer.zero_grad(set_to_none=True)
-        loss = _loss(model, x, y, s)
-        value = float(loss.detach())  # one sync per step: the stopping rule needs the number
+        index = next(batches)
+        # Each rate is an epoch of one batch: a step reads the optimizer's rate at an epoch's
+        # start at the latest, and a sum started at zero is this batch's loss alone.
+        step.begin_epoch(zero)
+        step(Batch(images, labels, index, _as_is, plain=True))
+        step.end_epoch()
+        # One host sync per step, which the Trainer avoids: the stopping rule needs the number.
+        value = float(step.loss_sum()) / len(index)  # the batch's mean loss, before its update
         if not math.isfinite(value):
-            return losses, smoothed, "non-finite"
-        loss.backward()
-        optimizer.step()
+            return losses, smoothed, "non-finite"  # (the update it made is undone on return)
         average = _BETA * average + (1 - _BETA) * value
         losses.append(value)
         smoothed.append(average / (1 - _BETA ** (i + 1)))
@@ -418,7 +428,9 @@ def lr_find(model: nn.Module, train: ImageDataset, *, start_lr: float = 1e-7,
     **trainer_kwargs
         The Trainer's recipe arguments: ``batch_size`` (64), ``optimizer`` ("sgd"),
         ``momentum`` (0), ``nesterov`` (False), ``weight_decay`` (0), ``label_smoothing``
-        (0), ``precision`` ("fp32") and ``device`` ("auto": CUDA when available).
+        (0), ``clip_grad_norm`` (None), ``precision`` ("fp32") and ``device`` ("auto": CUDA
+        when available). Each step is the Trainer's autograd step
+        (:mod:`fmclassify.steps`), so they act as they do in training.
 
     Returns
     -------
@@ -460,7 +472,7 @@ def lr_find(model: nn.Module, train: ImageDataset, *, start_lr: float = 1e-7,
     s = _check_trainer_kwargs(trainer_kwargs)
     recipe = Recipe(optimizer=s["optimizer"], momentum=s["momentum"], nesterov=s["nesterov"],
                     weight_decay=s["weight_decay"], label_smoothing=s["label_smoothing"],
-                    precision=s["precision"])
+                    clip_grad_norm=s["clip_grad_norm"], precision=s["precision"])
     home = _home_device(model)
     with _restored(model, home, s["device"], seed):
         losses, smoothed, reason = _run(model, train, lrs, s, recipe, seed)

@@ -149,8 +149,9 @@ def why_not_graph(model: torch.nn.Module, recipe: Recipe) -> str | None:
 
 
 #: The faster steps ``"auto"`` tries, in order, per device type, each with the function that
-#: says why it cannot train a run (None when it can). A new step is one entry here, one in
-#: :data:`STEPS` and one in :func:`make_step`.
+#: says why it cannot train a run (None when it can). A new step is one entry in
+#: :data:`STEPS`, one in the table :func:`make_step` builds from, and, when ``"auto"`` may take
+#: it, one here.
 FASTER: dict[str, tuple[tuple[str, Callable[[torch.nn.Module, Recipe], str | None]], ...]] = {
     "cuda": (("graph", why_not_graph), ("fused", why_not_fused)),
     "cpu": (("fused", why_not_fused),),
@@ -236,21 +237,74 @@ def choose_step(kind: str, model: torch.nn.Module, recipe: Recipe, *,
 
 
 def make_step(name: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              recipe: Recipe, run: RunContext, callbacks: Sequence[Callback], *,
-              forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Step:
+              recipe: Recipe, run: RunContext | None = None, callbacks: Sequence[Callback] = (),
+              *, forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Step:
     """The step object called ``name`` (a :class:`StepChoice`'s), for one run.
 
-    ``forward`` is what computes the logits for autograd (DistributedDataParallel's wrapper
-    under torchrun); ``"compiled"`` compiles it.
+    Parameters
+    ----------
+    name : str
+        One of :data:`STEPS` but ``"auto"`` (:func:`choose_step` turns ``"auto"`` into one).
+    model, optimizer, recipe
+        What the step trains, with what, under which recipe.
+    run : RunContext, optional
+        Handed to the callbacks' ``on_after_backward``; needed only with ``callbacks``
+        (:func:`fmclassify.lr_find` has neither).
+    callbacks : sequence of Callback, default ()
+        The run's callbacks (autograd steps call those that read gradients).
+    forward : callable, optional
+        What computes the logits for autograd (DistributedDataParallel's wrapper under
+        torchrun); ``"compiled"`` compiles it.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a step this table builds, or an autograd step gets callbacks
+        without a ``run``.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> model = fmc.build_model("base")
+    >>> make_step("autograd", model, torch.optim.SGD(model.parameters(), lr=0.1), Recipe()).name
+    'autograd'
     """
-    if name == "fused":
-        return FusedStep(model, optimizer)
-    if name == "graph":
-        return GraphStep(model, optimizer, recipe)
-    if name == "compiled":
-        return AutogradStep(model, optimizer, recipe, run, callbacks, name="compiled",
-                            forward=torch.compile(forward if forward is not None else model))
-    return AutogradStep(model, optimizer, recipe, run, callbacks, forward=forward)
+    maker = _MAKERS.get(name)
+    if maker is None:
+        raise ConfigError(f"unknown step {name!r}; make_step builds {', '.join(_MAKERS)} "
+                          "(choose_step() turns 'auto' into one of them)")
+    return maker(_Parts(model, optimizer, recipe, run, callbacks, forward))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What :func:`make_step` was given: each maker takes the parts its step needs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    recipe: Recipe
+    run: RunContext | None
+    callbacks: Sequence[Callback]
+    forward: Callable[[torch.Tensor], torch.Tensor] | None
+
+    def autograd(self, name: str, forward: Callable[[torch.Tensor], torch.Tensor] | None
+                 ) -> AutogradStep:
+        """An autograd step called ``name`` whose logits ``forward`` computes."""
+        return AutogradStep(self.model, self.optimizer, self.recipe, self.run, self.callbacks,
+                            name=name, forward=forward)
+
+
+#: The one table from a step's name to what builds it: every name of :data:`STEPS` but
+#: ``"auto"``, which :func:`choose_step` resolves to one of these. The fused and graph steps
+#: train the model's own layers, so they take no ``forward`` (nor callbacks: in an epoch where
+#: one reads gradients the Trainer runs autograd).
+_MAKERS: dict[str, Callable[[_Parts], Step]] = {
+    "autograd": lambda p: p.autograd("autograd", p.forward),
+    "fused": lambda p: FusedStep(p.model, p.optimizer),
+    "graph": lambda p: GraphStep(p.model, p.optimizer, p.recipe),
+    "compiled": lambda p: p.autograd("compiled", torch.compile(p.model if p.forward is None
+                                                                else p.forward)),
+}
 
 
 def _name(value: object) -> str:
@@ -268,8 +322,8 @@ class AutogradStep(EpochLoss):
         Updates the model's parameters.
     recipe : Recipe
         Its ``label_smoothing``, ``clip_grad_norm`` and ``precision`` apply here.
-    run : RunContext
-        Handed to the callbacks' ``on_after_backward``.
+    run : RunContext or None
+        Handed to the callbacks' ``on_after_backward``; None when there are no callbacks.
     callbacks : sequence of Callback
         Those for which :func:`needs_autograd` holds get ``on_after_backward`` every step.
     forward : callable, optional
@@ -280,9 +334,12 @@ class AutogradStep(EpochLoss):
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe,
-                 run: RunContext, callbacks: Sequence[Callback], *,
+                 run: RunContext | None, callbacks: Sequence[Callback], *,
                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  name: str = "autograd") -> None:
+        if callbacks and run is None:
+            raise ConfigError("AutogradStep got callbacks but no run; pass the RunContext "
+                              "their on_after_backward(run) receives")
         super().__init__(model)
         self.name = name
         self._forward = forward if forward is not None else model
@@ -307,8 +364,9 @@ class AutogradStep(EpochLoss):
             loss = F.cross_entropy(self._forward(x), y, label_smoothing=self._smoothing)
         self._opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
-        for cb in self._watchers:
-            cb.on_after_backward(self._run)  # raw gradients, before clipping and the step
+        if self._run is not None:  # None only without callbacks (checked in __init__)
+            for cb in self._watchers:
+                cb.on_after_backward(self._run)  # raw gradients, before clipping and the step
         if self._clip is not None:
             torch.nn.utils.clip_grad_norm_(self._params, self._clip)
         self._opt.step()
