@@ -54,7 +54,7 @@ ALLOWED = {
     "checkpoint": {"_io", "exceptions", "history"},
     "recipes": {"_checks", "data", "exceptions"},
     "_fused": {"exceptions", "models"},
-    "_stacked": {"_checks", "exceptions", "recipes"},  # recipes: annotations only
+    "_stacked": {"_checks", "exceptions", "recipes"},
     "_graph": {"_batching", "exceptions", "recipes"},
     "_together": {"_batching", "_fused", "_stacked", "recipes"},
     "steps": {"_batching", "_fused", "_graph", "callbacks", "exceptions", "recipes"},

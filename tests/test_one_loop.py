@@ -22,9 +22,8 @@ MODULES = sorted(p.stem for p in SRC.glob("*.py"))
 
 #: The modules whose functions may take a training step themselves: the step strategies.
 STEP_MODULES = {"steps", "_graph"}
-#: Where ``torch.autocast`` may be written: recipes.autocast, and the vmapped step of several
-#: runs at once, which does not import recipes (its layer is below it).
-AUTOCAST_AT = {("recipes", "autocast"), ("_stacked", "StackedModels._autocast")}
+#: Where ``torch.autocast`` may be written: recipes.autocast alone.
+AUTOCAST_AT = {("recipes", "autocast")}
 
 _OPTIMIZER = re.compile(r"(^|\.)_?opt(imizer)?$")  # optimizer, self._opt, self.optimizer
 _AUTOCAST = re.compile(r"^torch\.(?:(?:cuda|cpu)\.)?(?:amp\.)?autocast$")

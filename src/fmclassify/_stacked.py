@@ -66,6 +66,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from fmclassify._checks import check_lr, check_nonnegative
 from fmclassify.exceptions import ConfigError, DataError
+from fmclassify.recipes import autocast
 
 if TYPE_CHECKING:
     from fmclassify.recipes import Recipe
@@ -367,8 +368,7 @@ class StackedModels:
 
     def _autocast(self) -> Any:
         # no cache of casts across calls: a CUDA graph may capture this step
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self._precision == "bf16", cache_enabled=False)
+        return autocast(self._precision, self._models[0], cache=False)()
 
     # -- checks -------------------------------------------------------------------------------
 
