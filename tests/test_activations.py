@@ -249,7 +249,8 @@ def test_errors_on_use_say_what_to_do() -> None:
     assert tanh.layers == ["1"]
     with pytest.raises(ConfigError, match=r"unknown layer 'fc'; recorded: 1"):
         tanh.dead_fraction("fc")
-    with pytest.raises(ConfigError, match=r"unknown key 'median'; available: epoch, units"):
+    unknown_key = r"unknown key 'median'; did you mean 'mean'\? choose one of 'epoch', 'units'"
+    with pytest.raises(ConfigError, match=unknown_key):
         tanh.column("1", "median")
     with pytest.raises(ConfigError, match=r"has every=1 but this callback has every=3"):
         ActivationStats(every=3).load_state_dict(tanh.state_dict())

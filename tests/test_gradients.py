@@ -241,7 +241,8 @@ def test_load_state_dict_rejects_another_configuration() -> None:
         ({"steps": True}, r"steps must be an integer >= 1, got True"),
         (
             {"statistic": "median"},
-            r"statistic must be one of 'mean', 'mean_abs', 'l2_norm', got 'median'",
+            r"unknown statistic 'median'; did you mean 'mean'\? choose one of 'mean', 'mean_abs', "
+            r"'l2_norm'$",
         ),
     ],
 )
@@ -509,7 +510,8 @@ def test_flow_plots_draw_one_line_and_one_row_per_tensor() -> None:
     [
         ({}, lambda t: t.plot_flow(), r"no per-layer statistics; build it with .*per_layer=True"),
         ({"per_layer": True}, lambda t: t.plot_flow("l2_norm"),
-         r"unknown flow statistic 'l2_norm'; available: mean, mean_abs, norm"),
+         r"unknown flow statistic 'l2_norm'; did you mean 'norm'\? choose one of 'mean', "
+         r"'mean_abs', 'norm'"),
     ],
 )
 def test_flow_plot_errors_say_what_to_do(kwargs, call, message) -> None:
@@ -521,7 +523,7 @@ def test_flow_plot_errors_say_what_to_do(kwargs, call, message) -> None:
 
 @pytest.mark.parametrize("lr", [0, -0.1, math.nan, math.inf, "0.1", True])
 def test_invalid_lr_is_rejected(lr) -> None:
-    with pytest.raises(ConfigError, match=r"lr must be a finite number > 0 or None, got"):
+    with pytest.raises(ConfigError, match=r"lr must be a finite number > 0, got"):
         GradientTracer(per_layer=True, lr=lr)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from fmclassify._checks import check_choice
 from fmclassify.exceptions import ConfigError
 
 __all__ = ["FLOW_STATISTICS", "LayerFlow", "select_statistic"]
@@ -184,10 +185,7 @@ def select_statistic(
     ConfigError
         If ``stat`` is unknown, or is ``"update_ratio"`` and no learning rate was known.
     """
-    if stat not in FLOW_STATISTICS:
-        raise ConfigError(
-            f"unknown flow statistic {stat!r}; available: {', '.join(FLOW_STATISTICS)}"
-        )
+    check_choice("flow statistic", stat, FLOW_STATISTICS)
     if any(stat not in stats for stats in flow.values()):
         raise ConfigError(
             "update_ratio needs the learning rate, and this run had none: the RunContext "

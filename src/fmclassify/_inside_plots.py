@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from fmclassify._checks import check_choice
 from fmclassify._figures import finite_or_nan, new_figure
 from fmclassify.exceptions import ConfigError
 
@@ -377,8 +378,7 @@ def plot_activation_stats(
 
 
 def _check_flow(per_layer: Mapping[str, Sequence[float | None]], stat: str) -> None:
-    if stat not in _FLOW_LABELS:
-        raise ConfigError(f"unknown statistic {stat!r}; available: {', '.join(_FLOW_LABELS)}")
+    check_choice("flow statistic", stat, list(_FLOW_LABELS))
     if not per_layer:
         raise ConfigError("nothing to plot: no per-tensor values were recorded")
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from fmclassify._checks import check_choice, check_int
 from fmclassify._tables import Table, to_html, to_text
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
@@ -97,8 +98,7 @@ class ActivationStats(CallbackBase):
     """
 
     def __init__(self, every: int = 1, *, types: Sequence[type[nn.Module]] = ACTIVATIONS) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ConfigError(f"every must be an integer >= 1, got {every!r}")
+        every = check_int("every", every)
         types = tuple(types) if isinstance(types, Sequence) else ()
         if not types or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in types):
             raise ConfigError(
@@ -246,8 +246,7 @@ class ActivationStats(CallbackBase):
         ConfigError
             If ``layer`` was not recorded or ``key`` is unknown.
         """
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key {key!r}; available: {', '.join(_KEYS)}")
+        check_choice("key", key, _KEYS)
         return [r[key] for r in self._layer(layer)]
 
     def dead_fraction(self, layer: str) -> list[float]:

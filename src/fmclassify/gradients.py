@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from fmclassify._checks import check_choice, check_int, check_lr
 from fmclassify._flow import LayerFlow, select_statistic
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
@@ -125,21 +126,11 @@ class GradientTracer(CallbackBase):
         per_layer: bool = False,
         lr: float | None = None,
     ) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
-        if statistic not in _STATISTICS:
-            raise ConfigError(
-                f"statistic must be one of {', '.join(repr(s) for s in _STATISTICS)}, "
-                f"got {statistic!r}"
-            )
-        if lr is not None and (
-            isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf
-        ):
-            raise ConfigError(f"lr must be a finite number > 0 or None, got {lr!r}")
-        self.steps = steps
+        self.steps = check_int("steps", steps)
+        check_choice("statistic", statistic, _STATISTICS)
         self.statistic: Statistic = statistic
         self._per_layer = bool(per_layer)
-        self.lr = None if lr is None else float(lr)
+        self.lr = None if lr is None else check_lr(lr)  # the optimizer's, for update ratios
         self._reset()
 
     def config(self) -> dict[str, Any]:
