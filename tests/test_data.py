@@ -833,7 +833,7 @@ def test_shuffled_batches_follow_dataloader_with_global_rng():
 
 def test_iter_batches_checks_at_call_time():
     x, y = toy_tensors()
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, got 0"):
         iter_batches(x, y, 0)
     with pytest.raises(ConfigError, match=r"got 2\.5"):
         iter_batches(x, y, 2.5)  # type: ignore[arg-type]
@@ -850,9 +850,9 @@ def test_num_batches(n, b, expected):
 
 
 def test_num_batches_rejects():
-    with pytest.raises(ConfigError, match="n must be a non-negative integer, got -1"):
+    with pytest.raises(ConfigError, match="n must be an integer >= 0, got -1"):
         num_batches(-1, 4)
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got True"):
+    with pytest.raises(ConfigError, match="batch_size must be an integer >= 1, got True"):
         num_batches(4, True)
 
 

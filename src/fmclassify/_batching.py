@@ -11,15 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from fmclassify._checks import check_int
 from fmclassify.exceptions import ConfigError, DataError
 
 __all__ = ["Batch", "index_batches", "iter_batches", "num_batches"]
-
-
-def _check_batch_size(batch_size: int) -> None:
-    """Raise ConfigError unless ``batch_size`` is a positive int."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def num_batches(n: int, batch_size: int) -> int:
@@ -42,9 +37,8 @@ def num_batches(n: int, batch_size: int) -> int:
     ConfigError
         ``n`` negative or ``batch_size`` not a positive integer.
     """
-    _check_batch_size(batch_size)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ConfigError(f"n must be a non-negative integer, got {n!r}")
+    check_int("batch_size", batch_size)
+    check_int("n", n, minimum=0)
     return -(-n // batch_size)
 
 
@@ -118,7 +112,7 @@ def iter_batches(
     >>> [len(b) for b, _ in iter_batches(x, y, 4, shuffle=False)]
     [4, 4, 2]
     """
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size)
     if len(images) != len(labels) or images.device != labels.device:
         raise DataError(
             f"images and labels must pair up: got {len(images)} images on {images.device} "
@@ -165,7 +159,7 @@ def index_batches(n: int, batch_size: int, *, shuffle: bool = True,
     samples: ``images.index_select(0, index)`` is its batch. Each index is a view of the
     epoch's permutation (or of ``arange(n)`` unshuffled), so yielding one costs no copy.
     """
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size)
     device = torch.device(device)
     order = (_permutation(n, device, generator) if shuffle
              else torch.arange(n, device=device))
