@@ -39,7 +39,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from fmclassify.exceptions import ConfigError, UnknownModelError
+from fmclassify._checks import check_int
+from fmclassify.exceptions import UnknownModelError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -298,12 +299,9 @@ def build_model(
     669706
     """
     spec = get_model_spec(name)
-    for arg, value in (("num_classes", num_classes), ("in_channels", in_channels),
-                       ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
-    if num_classes < 2:
-        raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
+    check_int("num_classes", num_classes, minimum=2)
+    check_int("in_channels", in_channels)
+    check_int("image_size", image_size)
     shape = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
     if seed is None:
         model = spec.builder(**shape, **kwargs)
