@@ -20,6 +20,7 @@ __all__ = [
     "check_choice",
     "check_device",
     "check_fraction",
+    "check_index",
     "check_int",
     "check_lr",
     "check_nonnegative",
@@ -49,6 +50,26 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_index(name: str, value: object, size: int, *, what: str = "an integer") -> int:
+    """An index into ``size`` items: an integer in ``range(size)``, e.g. the run ``k`` of K.
+
+    Parameters
+    ----------
+    what : str, optional
+        What the index counts, for the message (e.g. "a run index").
+
+    Examples
+    --------
+    >>> check_index("k", 3, 3, what="a run index")
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.ConfigError: k must be a run index in range(3), got 3
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise ConfigError(f"{name} must be {what} in range({size}), got {value!r}")
     return value
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from fmclassify._checks import check_index, check_lr
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.models import MLP
 
@@ -202,7 +203,8 @@ class FusedMLP:
     def __init__(self, models: Sequence[nn.Module], lrs: Sequence[float], *,
                  batched: bool | None = None) -> None:
         self._batch_models = batched
-        self._models, self._lrs = list(models), [_check_lr(i, lr) for i, lr in enumerate(lrs)]
+        self._models = list(models)
+        self._lrs = [check_lr(lr, f"lrs[{i}]") for i, lr in enumerate(lrs)]
         self._layers = _check_models(self._models)
         if len(self._lrs) != len(self._models):
             raise ConfigError(f"got {len(self._models)} models but {len(self._lrs)} learning "
@@ -298,8 +300,7 @@ class FusedMLP:
         ConfigError
             If ``k`` is not in ``range(K)``.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_models:
-            raise ConfigError(f"k must be a model index in range({self.num_models}), got {k!r}")
+        check_index("k", k, self.num_models, what="a model index")
         if self._active[k] == bool(active):
             return
         per_model = [self._tensors_of(i) for i in range(self.num_models)]
@@ -489,12 +490,6 @@ def _forward(wbs: list[Tensor], x: Tensor) -> Tensor:
         if i < len(wbs) - 1:
             h.relu_()
     return h
-
-
-def _check_lr(i: int, lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"lrs[{i}] must be a finite number > 0, got {lr!r}")
-    return float(lr)
 
 
 def _check_models(models: list[nn.Module]) -> list[list[nn.Linear]]:

@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from fmclassify._checks import check_lr, check_nonnegative
+from fmclassify._checks import check_index, check_lr, check_nonnegative
 from fmclassify.exceptions import ConfigError, DataError
 from fmclassify.recipes import autocast
 
@@ -255,7 +255,7 @@ class StackedModels:
         ConfigError
             If ``k`` is not in ``range(K)``.
         """
-        self._check_index(k)
+        check_index("k", k, self.num_models, what="a run index")
         self._active[k] = bool(active)
         self._mask.copy_(torch.tensor(self._active), non_blocking=True)
 
@@ -338,7 +338,7 @@ class StackedModels:
         ConfigError
             If ``k`` is not in ``range(K)``.
         """
-        self._check_index(k)
+        check_index("k", k, self.num_models, what="a run index")
         return self._sgd.momentum_state(k)
 
     def load_momentum(self, k: int, buffers: Sequence[Tensor | None]) -> None:
@@ -354,7 +354,7 @@ class StackedModels:
             If ``k`` is out of range, the count or a shape does not match, or some buffers
             are ``None`` and others not.
         """
-        self._check_index(k)
+        check_index("k", k, self.num_models, what="a run index")
         self._sgd.load_momentum(k, buffers)
 
     # -- the step -----------------------------------------------------------------------------
@@ -385,10 +385,6 @@ class StackedModels:
             return None
         raise DataError(f"expected x (K={k}, B, ...) with y (K, B), or x (B, ...) with y (B,); "
                         f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
-
-    def _check_index(self, k: int) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_models:
-            raise ConfigError(f"k must be a run index in range({self.num_models}), got {k!r}")
 
 
 class _StackedSGD:
