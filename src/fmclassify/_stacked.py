@@ -64,9 +64,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from fmclassify._checks import check_index, check_lr, check_nonnegative
+from fmclassify._checks import (
+    check_choice,
+    check_index,
+    check_lr,
+    check_nonnegative,
+    check_positive,
+)
 from fmclassify.exceptions import ConfigError, DataError
-from fmclassify.recipes import autocast
+from fmclassify.recipes import PRECISIONS, autocast
 
 if TYPE_CHECKING:
     from fmclassify.recipes import Recipe
@@ -512,10 +518,9 @@ def _check_options(momentum: float, nesterov: bool, label_smoothing: float,
                           f"{momentum!r} with nesterov={nesterov!r}")
     if not 0 <= label_smoothing < 1:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ConfigError(f"clip_grad_norm must be None or > 0, got {clip_grad_norm!r}")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if clip_grad_norm is not None:
+        check_positive("clip_grad_norm", clip_grad_norm)
+    check_choice("precision", precision, PRECISIONS)
     return mom
 
 
