@@ -247,7 +247,7 @@ def test_errors_on_use_say_what_to_do() -> None:
     tanh = ActivationStats(types=(nn.Tanh,))
     train_epochs(tanh, nn.Sequential(nn.Linear(2, 2), nn.Tanh()), [torch.randn(3, 2)], 1)
     assert tanh.layers == ["1"]
-    with pytest.raises(ConfigError, match=r"unknown layer 'fc'; recorded: 1"):
+    with pytest.raises(ConfigError, match=r"unknown layer 'fc'; choose one of '1'$"):
         tanh.dead_fraction("fc")
     unknown_key = r"unknown key 'median'; did you mean 'mean'\? choose one of 'epoch', 'units'"
     with pytest.raises(ConfigError, match=unknown_key):

@@ -259,9 +259,9 @@ class ActivationStats(CallbackBase):
         return list(self._dead_units.get(layer, []))
 
     def _layer(self, layer: str) -> list[dict[str, Any]]:
-        if layer not in self._records:
-            known = ", ".join(self._records) or "none yet"
-            raise ConfigError(f"unknown layer {layer!r}; recorded: {known}")
+        if not self._records:
+            raise ConfigError(f"unknown layer {layer!r}; recorded: none yet")
+        check_choice("layer", layer, list(self._records))  # the recorded layers' names
         return self._records[layer]
 
     def state_dict(self) -> dict[str, Any]:
