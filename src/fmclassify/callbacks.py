@@ -17,8 +17,8 @@ those can import it without a cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fmclassify.history import EpochRecord, History, Status
 
@@ -67,7 +67,6 @@ class RunContext:
     stop_requested: bool = False
     stop_status: Status = "stopped"
     stop_reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def request_stop(self, reason: str, *, status: Status = "stopped") -> None:
         """Ask the trainer to end the run after the current epoch.
