@@ -627,6 +627,13 @@ def convergence_study_specs(
     -------
     list of RunSpec
         Each with the detector's settings (``spec.detector``).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> specs = fmc.convergence_study_specs(lrs=(0.1,), max_epochs=100)
+    >>> specs[0].epochs, dict(specs[0].detector)["patience"]
+    (100, 3)
     """
     seeds = check_seeds(seeds)
     if detector is not None and not isinstance(detector, ConvergenceDetector):
@@ -659,6 +666,12 @@ def compare_models_specs(
     Returns
     -------
     list of RunSpec
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> [s.model for s in fmc.compare_models_specs(("base", "wider"), epochs=3)]
+    ['base', 'wider']
     """
     seeds = check_seeds(seeds)
     options = _options(trainer_options)
