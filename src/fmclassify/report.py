@@ -157,7 +157,8 @@ def run_assignment(
     Raises
     ------
     ConfigError
-        For an unknown budget, seeds < 1, or empty models or lrs.
+        For an unknown budget, seeds < 1, empty models or lrs, workers < 1 or an executor
+        that is not one (:class:`~fmclassify.RunOptions`), before ``out`` is created.
     OutputError
         When ``out`` cannot be written (a parent is a file, no permission, no space left),
         before any run trains or, for a full disk, as soon as a write fails: the finished runs
@@ -166,11 +167,12 @@ def run_assignment(
         When every run failed: no report is written from them.
     """
     plan = check_assignment(budget, seeds, models, lrs, device=device)
+    options = RunOptions(progress=progress, device=device, on_run=on_run, executor=executor,
+                         workers=workers)  # checked before the folder is claimed
     out_dir = claim_output_folder(out)
     train, test = data if data is not None else load_dataset(dataset)
     train = plan.select(train)
-    options = RunOptions(data=(train, test), progress=progress, device=device, on_run=on_run,
-                         executor=executor, workers=workers)
+    options = replace(options, data=(train, test))
     shape = (1, *train.image_shape)
     params = {m: count_parameters(build_model(m, num_classes=train.num_classes,
                                               in_channels=shape[1], image_size=shape[2]),
