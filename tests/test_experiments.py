@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 
 import pytest
@@ -244,24 +245,73 @@ def test_gradient_study_traces_through_autograd(data):
         assert len(run.gradients["values"]) == 3
 
 
-def test_planned_runs_are_the_runs_the_call_trains_and_train_nothing(data, tmp_path):
-    from functools import partial
-
-    from fmclassify.experiments import planned_runs
-
-    sweep = partial(fmc.lr_sweep, "base", (0.5, 0.05), 2, seeds=(0, 1), data=data,
-                    store=tmp_path, workers=1)
-    specs = planned_runs(sweep)
+def test_spec_builders_plan_the_runs_the_call_trains_and_train_nothing(data, tmp_path):
+    specs = fmc.lr_sweep_specs("base", (0.5, 0.05), 2, seeds=(0, 1))
     assert [(s.lr, s.seed) for s in specs] == [(0.5, 0), (0.5, 1), (0.05, 0), (0.05, 1)]
+    options = fmc.RunOptions(data=data, store=tmp_path, workers=1)
+    planned = options.planned(specs)
+    assert [dataclasses.replace(s, data="") for s in planned] == specs
+    assert all(s.data.startswith(data[0].name + ":") for s in planned)  # the data's fingerprint
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
-    fmc.run_many(specs, data, store=RunStore(tmp_path), workers=1)
+    assert [r.spec for r in options.run(specs)] == planned  # one call trains them
     trained = []
     result = fmc.lr_sweep("base", (0.5, 0.05), 2, seeds=(0, 1), data=data, store=tmp_path,
                           workers=1, on_run=lambda r: trained.append(r.spec.key))
-    assert trained == [s.key for s in specs]  # every one read back from the store
-    assert [r.spec for r in result.runs] == specs
-    with pytest.raises(ConfigError, match="unknown option 'lrr'"):
-        planned_runs(partial(fmc.lr_sweep, lrr=0.1, data=data))  # checked as the call checks
-    with pytest.raises(ConfigError, match=r"trained no run: give a call of an "
-                                          r"fmclassify\.experiments function"):
-        planned_runs(lambda: None)
+    assert trained == [s.key for s in planned]  # every one read back from the store
+    assert [r.spec for r in result.runs] == planned
+
+
+def test_each_experiment_trains_its_spec_builders_runs(data):
+    kw = {"seeds": (0, 1), "batch_size": 32, "momentum": 0.5}
+    detector = fmc.ConvergenceDetector(threshold=0.5, patience=1, window=1)
+    calls = [
+        (fmc.lr_sweep, fmc.lr_sweep_specs, ("base", (0.1, 0.01), 1)),
+        (fmc.convergence_study, fmc.convergence_study_specs, ("base", (0.1,), 3, detector)),
+        (fmc.compare_models, fmc.compare_models_specs, (("base", "wider"), 0.1, 1)),
+    ]
+    for experiment, specs, args in calls:
+        result = experiment(*args, data=data, workers=1, **kw)
+        assert [dataclasses.replace(r.spec, data="") for r in result.runs] == specs(*args, **kw)
+        assert all(" of 2 seeds" in row["outcome"] for row in result.table())
+    result = fmc.gradient_study("base", (0.1,), 10, data=data, workers=1, **kw)
+    planned = fmc.gradient_study_specs("base", (0.1,), 10, train_size=len(data[0]), **kw)
+    assert [dataclasses.replace(r.spec, data="") for r in result.runs] == planned
+    assert planned[0].epochs == 2  # 10 steps of 32 images: 320 of 256 training images
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: fmc.lr_sweep_specs(lrs=()), "lrs must not be empty"),
+    (lambda: fmc.lr_sweep_specs(seeds=(0, 0)), "seeds must be distinct"),
+    (lambda: fmc.lr_sweep_specs(lrs=(0.1, -1)), "lr must be a finite number > 0, got -1"),
+    (lambda: fmc.lr_sweep_specs(lrr=0.1), "unknown option 'lrr'"),
+    (lambda: fmc.compare_models_specs(("base", "wdier")), "did you mean 'wider'"),
+    (lambda: fmc.compare_models_specs(models=()), "models must not be empty"),
+    (lambda: fmc.convergence_study_specs(detector=0.001),
+     "detector must be a ConvergenceDetector, got float"),
+    (lambda: fmc.convergence_study_specs(max_epochs=0), "epochs must be an integer >= 1, got 0"),
+    (lambda: fmc.gradient_study_specs(momentum=2.0, train_size=10),
+     "momentum must be >= 0 and < 1"),
+    (lambda: fmc.gradient_study_specs(steps=0, train_size=10),
+     "steps must be an integer >= 1, got 0"),
+    (lambda: fmc.gradient_study_specs(train_size=0), "train_size must be an integer >= 1, got 0"),
+    (lambda: fmc.RunOptions(workers=0), "workers must be an integer >= 1, got 0"),
+    (lambda: fmc.RunOptions(on_error="ignore"), "unknown on_error 'ignore'"),
+    (lambda: fmc.RunOptions(executor="dask"), "executor must be a concurrent.futures.Executor"),
+])
+def test_spec_builders_and_run_options_check_as_the_experiments_do(call, message):
+    with pytest.raises(fmc.FmClassifyError, match=message):  # ConfigError, UnknownModelError
+        call()
+
+
+def test_run_options_are_one_frozen_typed_object():
+    options = fmc.RunOptions(workers=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.workers = 3
+    with pytest.raises(TypeError):
+        fmc.RunOptions(None)  # keyword-only: the names say what each option is
+    names = [f.name for f in dataclasses.fields(fmc.RunOptions)]
+    for experiment in (fmc.lr_sweep, fmc.convergence_study, fmc.compare_models,
+                       fmc.gradient_study):
+        keyword_only = [p.name for p in inspect.signature(experiment).parameters.values()
+                        if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        assert keyword_only == names  # each experiment takes them by the same names

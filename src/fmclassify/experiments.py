@@ -1,11 +1,18 @@
 """The course's questions as functions: sweeps, convergence, model comparison, gradients.
 
-Each function checks all of its arguments, then trains a set of runs (:mod:`fmclassify.runs`)
-and returns an :class:`ExperimentResult` with the runs' Histories, a table
-(:meth:`ExperimentResult.table`), Markdown, figures and JSON. Given a ``store`` folder, every
-finished run is saved there as JSON keyed by its full configuration and never trained twice,
-and an unfinished run continues from its last finished epoch: rerun the same call after an
-interrupt and it picks up where it stopped.
+Each experiment is a plan and one call. Its spec builder (:func:`lr_sweep_specs`,
+:func:`convergence_study_specs`, :func:`compare_models_specs`, :func:`gradient_study_specs`)
+checks every argument and returns the runs it needs as :class:`~fmclassify.RunSpec` objects,
+training nothing; :meth:`RunOptions.run` trains them (:mod:`fmclassify.runs`), where and how
+:class:`RunOptions` says; the experiment function does both, with the options as its keyword
+arguments, and returns an :class:`ExperimentResult` with the runs' Histories, a table
+(:meth:`ExperimentResult.table`), Markdown, figures and JSON. Several experiments' specs
+handed to one :meth:`RunOptions.run` train in one pool, with no core idle between one
+experiment and the next (:func:`fmclassify.report.run_assignment` works so).
+
+Given a ``store`` folder, every finished run is saved there as JSON keyed by its full
+configuration and never trained twice, and an unfinished run continues from its last finished
+epoch: rerun the same call after an interrupt and it picks up where it stopped.
 
 Tables name what the course left ambiguous: ``final_accuracy`` (after the last epoch),
 ``best_accuracy`` (the highest over the epochs) and ``mean_accuracy`` (the mean over the
@@ -21,7 +28,6 @@ run trained alone under ``torch.set_num_threads(1)``.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import os
 import statistics
@@ -30,7 +36,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from fmclassify._checks import check_choice, check_lr, check_seeds, check_values
+from fmclassify._checks import check_choice, check_int, check_lr, check_seeds, check_values
 from fmclassify._frames import frame, pandas_for
 from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify._tables import Table, experiment_table, to_html, to_markdown, to_text
@@ -56,11 +62,15 @@ if TYPE_CHECKING:  # plotting (matplotlib) is imported lazily, only to draw
 
 __all__ = [
     "ExperimentResult",
+    "RunOptions",
     "compare_models",
+    "compare_models_specs",
     "convergence_study",
+    "convergence_study_specs",
     "gradient_study",
+    "gradient_study_specs",
     "lr_sweep",
-    "planned_runs",
+    "lr_sweep_specs",
 ]
 
 #: The figures :meth:`ExperimentResult.plot` draws, by kind.
@@ -441,128 +451,21 @@ def _outcome(hs: list[History], row: dict[str, Any], kind: str) -> str:
     return "; ".join(parts)
 
 
-# -- the questions ------------------------------------------------------------------------------
+# -- where and how runs train -------------------------------------------------------------------
 
 
-def _specs(make: Callable[..., list[RunSpec]], trainer_options: dict[str, Any], **kw: Any
-           ) -> list[RunSpec]:
-    """Build (and so check) every spec before any data is loaded."""
-    unknown = sorted(set(trainer_options) - set(TRAINER_OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown option {unknown[0]!r}; the runs take "
-                          f"{', '.join(TRAINER_OPTIONS)}")
-    return make(**kw)
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Where and how an experiment's runs train: the options every experiment shares.
 
-
-def _execute(kind: str, group_by: str, specs: list[RunSpec], data: Data | DataRef | None,
-             dataset: str, store: RunStore | str | os.PathLike[str] | None,
-             **how: Any) -> ExperimentResult:
-    """Load the data (once every argument has been checked), train, and collect the runs.
-
-    ``how``: ``progress``, ``device``, ``on_run``, ``executor``, ``workers`` and ``on_error``
-    of :func:`~fmclassify.runs.run_many`.
-    """
-    check_run_options(how["executor"], how["workers"], how["on_error"])
-    if data is None:
-        data = load_dataset(dataset)
-    tensors, _ = resolve(data)  # a DataRef is loaded once per process; workers load their own
-    if store is not None and not isinstance(store, RunStore):
-        store = RunStore(store)
-    ident = data_id(*tensors)
-    specs = [replace(s, data=ident) for s in specs]
-    if _PLANNING.get():
-        raise _Planned(specs)
-    return ExperimentResult(kind, runs=run_many(specs, data, store=store, **how),
-                            group_by=group_by)
-
-
-_PLANNING = contextvars.ContextVar("fmclassify_planning", default=False)
-
-
-class _Planned(Exception):
-    """Carries an experiment's specs out of :func:`planned_runs`' call."""
-
-    def __init__(self, specs: list[RunSpec]) -> None:
-        super().__init__()
-        self.specs = specs
-
-
-def planned_runs(experiment: Callable[[], object]) -> list[RunSpec]:
-    """The runs ``experiment()`` would train, in its order, without training any.
+    Every experiment (:func:`lr_sweep`, :func:`convergence_study`, :func:`compare_models`,
+    :func:`gradient_study`) takes these as keyword arguments of the same names; they choose
+    where the runs train and what is kept, never what a run computes (that is its
+    :class:`~fmclassify.RunSpec`, from the ``*_specs`` functions). :meth:`run` trains any
+    list of specs with them: the experiments do so with their own.
 
     Parameters
     ----------
-    experiment : callable
-        A call of one of this module's functions with its arguments bound, e.g.
-        ``functools.partial(lr_sweep, "base", (0.1, 0.01), 10, data=data)``. Its arguments are
-        checked and its data loaded as the call itself would.
-
-    Returns
-    -------
-    list of RunSpec
-        Each with the data's fingerprint, as the call gives them to
-        :func:`~fmclassify.runs.run_many`.
-
-    Raises
-    ------
-    ConfigError
-        ``experiment`` returned without asking for any run (it is not such a call).
-
-    Notes
-    -----
-    Several experiments' runs planned this way and handed to one
-    :func:`~fmclassify.runs.run_many` with a store train in one pool, the longest first,
-    with no core idle between one experiment and the next; each call made afterwards reads
-    its runs from the store. :func:`fmclassify.report.run_assignment` works so.
-
-    Examples
-    --------
-    >>> import functools
-    >>> data = load_dataset("fashion-mnist")                                 # doctest: +SKIP
-    >>> sweep = functools.partial(lr_sweep, lrs=(0.1, 0.01), data=data)    # doctest: +SKIP
-    >>> [s.lr for s in planned_runs(sweep)]                                  # doctest: +SKIP
-    [0.1, 0.01]
-    """
-    token = _PLANNING.set(True)
-    try:
-        experiment()
-    except _Planned as planned:
-        return planned.specs
-    finally:
-        _PLANNING.reset(token)
-    raise ConfigError(f"{experiment!r} trained no run: give a call of an fmclassify.experiments "
-                      "function, e.g. functools.partial(lr_sweep, 'base', (0.1,), 10)")
-
-
-def lr_sweep(
-    model: str = "base",
-    lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
-    epochs: int = 10,
-    seeds: Sequence[int] = (0,),
-    *,
-    data: Data | DataRef | None = None,
-    dataset: str = "fashion-mnist",
-    store: RunStore | str | os.PathLike[str] | None = None,
-    progress: bool = False,
-    device: str = "auto",
-    on_run: Callable[[RunResult], None] | None = None,
-    executor: Executor | None = None,
-    workers: int | None = None,
-    on_error: Literal["record", "raise"] = "record",
-    **trainer_options: Any,
-) -> ExperimentResult:
-    """Q1.1: train ``model`` at each learning rate for ``epochs`` epochs.
-
-    Parameters
-    ----------
-    model : str, default "base"
-        Registered model name.
-    lrs : sequence of float, default (1, 0.1, 0.01, 0.001)
-        The course's learning rates.
-    epochs : int, default 10
-        Epochs per run.
-    seeds : sequence of int, default (0,)
-        One run per seed and lr; tables give the mean and standard deviation.
     data : (ImageDataset, ImageDataset) or DataRef, optional
         Train and test sets; default ``load_dataset(dataset)``. A
         :class:`~fmclassify.DataRef` names the data so that each worker of a cluster loads it
@@ -588,11 +491,292 @@ def lr_sweep(
         error's text while the others go on; ``"raise"`` stops at the first failure
         (:class:`~fmclassify.RunFailedError` from a worker). Failed runs are not stored: the
         same call trains them again.
+
+    Raises
+    ------
+    ConfigError
+        When made: ``executor`` is not an Executor, ``workers`` < 1, or ``on_error`` is
+        unknown (before any data is loaded).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> options = fmc.RunOptions(workers=1, store="runs")                   # doctest: +SKIP
+    >>> runs = options.run(fmc.lr_sweep_specs(lrs=(0.1, 0.01), epochs=2))   # doctest: +SKIP
+    """
+
+    data: Data | DataRef | None = None
+    dataset: str = "fashion-mnist"
+    store: RunStore | str | os.PathLike[str] | None = None
+    progress: bool = False
+    device: str = "auto"
+    on_run: Callable[[RunResult], None] | None = None
+    executor: Executor | None = None
+    workers: int | None = None
+    on_error: Literal["record", "raise"] = "record"
+
+    def __post_init__(self) -> None:
+        check_run_options(self.executor, self.workers, self.on_error)
+
+    def load(self) -> Data | DataRef:
+        """The data the runs train on: ``data``, or ``load_dataset(dataset)`` when not given."""
+        return self.data if self.data is not None else load_dataset(self.dataset)
+
+    def planned(self, specs: Sequence[RunSpec]) -> list[RunSpec]:
+        """``specs`` as :meth:`run` trains and stores them: each with the data's fingerprint.
+
+        The fingerprint (:func:`~fmclassify.runs.data_id`) is part of a run's store key, so
+        runs of other data are never read back. Loads the data when it was not given.
+        """
+        return _with_data_id(specs, self.load())
+
+    def run(self, specs: Sequence[RunSpec]) -> list[RunResult]:
+        """Train ``specs`` (those not finished in the store) and return their results in order.
+
+        One :func:`~fmclassify.runs.run_many` call with these options, on :meth:`planned`
+        specs; finished runs are read from the store, never trained twice. The data is loaded
+        once, here, when it was not given.
+        """
+        data = self.load()
+        store = self.store
+        if store is not None and not isinstance(store, RunStore):
+            store = RunStore(store)
+        return run_many(_with_data_id(specs, data), data, store=store, executor=self.executor,
+                        workers=self.workers, progress=self.progress, device=self.device,
+                        on_run=self.on_run, on_error=self.on_error)
+
+
+def _with_data_id(specs: Sequence[RunSpec], data: Data | DataRef) -> list[RunSpec]:
+    tensors, _ = resolve(data)  # a DataRef is loaded once per process; workers load their own
+    ident = data_id(*tensors)
+    return [replace(s, data=ident) for s in specs]
+
+
+# -- the questions' runs ------------------------------------------------------------------------
+
+
+def lr_sweep_specs(
+    model: str = "base",
+    lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
+    epochs: int = 10,
+    seeds: Sequence[int] = (0,),
+    **trainer_options: Any,
+) -> list[RunSpec]:
+    """The runs of :func:`lr_sweep`: one per learning rate and seed, in that order.
+
+    Parameters
+    ----------
+    model : str, default "base"
+        Registered model name.
+    lrs : sequence of float, default (1, 0.1, 0.01, 0.001)
+        The course's learning rates.
+    epochs : int, default 10
+        Epochs per run.
+    seeds : sequence of int, default (0,)
+        One run per seed and lr; tables give the mean and standard deviation.
     **trainer_options
         Passed to every run's :class:`~fmclassify.Trainer`: ``batch_size``, ``shuffle``,
         ``step`` and the recipe (``optimizer``, ``momentum``, ``nesterov``, ``weight_decay``,
         ``schedule``, ``warmup_epochs``, ``label_smoothing``, ``clip_grad_norm``, ``augment``,
         ``val_split``, ``precision``, ``ema``), by name.
+
+    Returns
+    -------
+    list of RunSpec
+        Without the data's fingerprint, which :meth:`RunOptions.run` adds.
+
+    Raises
+    ------
+    ConfigError
+        For any argument out of range or unknown.
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> [(s.lr, s.seed) for s in fmc.lr_sweep_specs(lrs=(0.1, 0.01), seeds=(0, 1))]
+    [(0.1, 0), (0.1, 1), (0.01, 0), (0.01, 1)]
+    """
+    seeds = check_seeds(seeds)
+    options = _options(trainer_options)
+    return [RunSpec(model, check_lr(lr), epochs, seed, **options)
+            for lr in check_values("lrs", lrs) for seed in seeds]
+
+
+def convergence_study_specs(
+    model: str = "base",
+    lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
+    max_epochs: int = 600,
+    detector: ConvergenceDetector | None = None,
+    seeds: Sequence[int] = (0,),
+    **trainer_options: Any,
+) -> list[RunSpec]:
+    """The runs of :func:`convergence_study`: one per learning rate and seed, with a detector.
+
+    Parameters
+    ----------
+    model, lrs, seeds, **trainer_options
+        As for :func:`lr_sweep_specs`.
+    max_epochs : int, default 600
+        The budget: a run that has not converged by then is reported as "not converged
+        within N epochs".
+    detector : ConvergenceDetector, optional
+        The rule; default ``ConvergenceDetector(threshold=0.001, patience=3, window=3)``. Each
+        run gets a fresh detector with the same settings.
+
+    Returns
+    -------
+    list of RunSpec
+        Each with the detector's settings (``spec.detector``).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> specs = fmc.convergence_study_specs(lrs=(0.1,), max_epochs=100)
+    >>> specs[0].epochs, dict(specs[0].detector)["patience"]
+    (100, 3)
+    """
+    seeds = check_seeds(seeds)
+    if detector is not None and not isinstance(detector, ConvergenceDetector):
+        raise ConfigError(f"detector must be a ConvergenceDetector, got {type(detector).__name__}")
+    detector = detector or ConvergenceDetector(threshold=0.001, patience=3, window=3)
+    det_cfg = tuple(sorted(detector.config().items()))
+    options = _options(trainer_options)
+    return [RunSpec(model, check_lr(lr), max_epochs, seed, detector=det_cfg, **options)
+            for lr in check_values("lrs", lrs) for seed in seeds]
+
+
+def compare_models_specs(
+    models: Sequence[str] = ("base", "deeper", "wider"),
+    lr: float = 0.1,
+    epochs: int = 10,
+    seeds: Sequence[int] = (0,),
+    **trainer_options: Any,
+) -> list[RunSpec]:
+    """The runs of :func:`compare_models`: one per model and seed, in that order.
+
+    Parameters
+    ----------
+    models : sequence of str, default ("base", "deeper", "wider")
+        Registered model names.
+    lr : float, default 0.1
+        Learning rate of every run.
+    epochs, seeds, **trainer_options
+        As for :func:`lr_sweep_specs`.
+
+    Returns
+    -------
+    list of RunSpec
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> [s.model for s in fmc.compare_models_specs(("base", "wider"), epochs=3)]
+    ['base', 'wider']
+    """
+    seeds = check_seeds(seeds)
+    options = _options(trainer_options)
+    return [RunSpec(m, check_lr(lr), epochs, seed, **options)
+            for m in check_values("models", models) for seed in seeds]
+
+
+def gradient_study_specs(
+    model: str = "base",
+    lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
+    steps: int = 100,
+    statistic: Literal["mean", "mean_abs", "l2_norm"] = "mean",
+    seeds: Sequence[int] = (0,),
+    *,
+    train_size: int,
+    **trainer_options: Any,
+) -> list[RunSpec]:
+    """The runs of :func:`gradient_study`: one per learning rate and seed, with a tracer.
+
+    Each run trains as many epochs as the steps need, which depends on the training set's
+    size: ``max(1, ceil(steps * batch_size / train_size))``.
+
+    Parameters
+    ----------
+    steps : int, default 100
+        Steps to record.
+    statistic : {"mean", "mean_abs", "l2_norm"}, default "mean"
+        The course asks for the mean of every gradient entry.
+    train_size : int
+        Images in the training set the runs will train on (``len(train)``; one epoch of
+        Fashion-MNIST is 60000 images, 938 steps at batch 64).
+    model, lrs, seeds, **trainer_options
+        As for :func:`lr_sweep_specs`.
+
+    Returns
+    -------
+    list of RunSpec
+        Each with the tracer's settings (``spec.tracer``).
+
+    Examples
+    --------
+    >>> import fmclassify as fmc
+    >>> specs = fmc.gradient_study_specs(lrs=(0.1,), steps=100, train_size=2000)
+    >>> specs[0].epochs    # 100 steps of batch 64 are 6400 images: 4 epochs of 2000
+    4
+    """
+    specs = _one_epoch_traces(model, lrs, steps, statistic, seeds, trainer_options)
+    epochs = max(1, math.ceil(steps * specs[0].batch_size / check_int("train_size", train_size)))
+    return [replace(s, epochs=epochs) for s in specs]
+
+
+def _one_epoch_traces(model: str, lrs: Sequence[float], steps: int, statistic: str,
+                      seeds: Sequence[int], trainer_options: dict[str, Any]) -> list[RunSpec]:
+    """The gradient study's runs at one epoch: every argument checked, no data needed."""
+    seeds = check_seeds(seeds)
+    tracer_cfg = tuple(sorted(GradientTracer(steps=steps, statistic=statistic).config().items()))
+    options = _options(trainer_options)
+    return [RunSpec(model, check_lr(lr), 1, seed, tracer=tracer_cfg, **options)
+            for lr in check_values("lrs", lrs) for seed in seeds]
+
+
+def _options(trainer_options: dict[str, Any]) -> dict[str, Any]:
+    """The Trainer options every run of an experiment gets, checked by name."""
+    unknown = sorted(set(trainer_options) - set(TRAINER_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}; the runs take "
+                          f"{', '.join(TRAINER_OPTIONS)}")
+    opts = dict(trainer_options)
+    if opts.get("augment") is not None and not isinstance(opts["augment"], str):
+        opts["augment"] = tuple(opts["augment"])
+    elif isinstance(opts.get("augment"), str):
+        opts["augment"] = tuple(a.strip() for a in opts["augment"].split(",") if a.strip())
+    return opts
+
+
+# -- the questions ------------------------------------------------------------------------------
+
+
+def lr_sweep(
+    model: str = "base",
+    lrs: Sequence[float] = (1, 0.1, 0.01, 0.001),
+    epochs: int = 10,
+    seeds: Sequence[int] = (0,),
+    *,
+    data: Data | DataRef | None = None,
+    dataset: str = "fashion-mnist",
+    store: RunStore | str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    device: str = "auto",
+    on_run: Callable[[RunResult], None] | None = None,
+    executor: Executor | None = None,
+    workers: int | None = None,
+    on_error: Literal["record", "raise"] = "record",
+    **trainer_options: Any,
+) -> ExperimentResult:
+    """Q1.1: train ``model`` at each learning rate for ``epochs`` epochs.
+
+    The runs are :func:`lr_sweep_specs`'s, trained by :meth:`RunOptions.run`.
+
+    Parameters
+    ----------
+    model, lrs, epochs, seeds, **trainer_options
+        What trains: as for :func:`lr_sweep_specs`.
+    data, dataset, store, progress, device, on_run, executor, workers, on_error
+        Where and how the runs train: as for :class:`RunOptions`.
 
     Returns
     -------
@@ -609,12 +793,11 @@ def lr_sweep(
     >>> result = lr_sweep(lrs=(0.1, 0.01), epochs=2)   # doctest: +SKIP
     >>> print(result.to_markdown())                    # doctest: +SKIP
     """
-    seeds = check_seeds(seeds)
-    specs = _specs(lambda: [RunSpec(model, check_lr(lr), epochs, seed, **_options(trainer_options))
-                            for lr in check_values("lrs", lrs) for seed in seeds],
-                   trainer_options)
-    return _execute("lr_sweep", "lr", specs, data, dataset, store, **_how(
-        progress, device, on_run, executor, workers, on_error))
+    specs = lr_sweep_specs(model, lrs, epochs, seeds, **trainer_options)
+    options = RunOptions(data=data, dataset=dataset, store=store, progress=progress,
+                         device=device, on_run=on_run, executor=executor, workers=workers,
+                         on_error=on_error)
+    return ExperimentResult("lr_sweep", runs=options.run(specs), group_by="lr")
 
 
 def convergence_study(
@@ -637,19 +820,14 @@ def convergence_study(
 ) -> ExperimentResult:
     """Q1.2: train until accuracy stops changing, at each learning rate.
 
+    The runs are :func:`convergence_study_specs`'s, trained by :meth:`RunOptions.run`.
+
     Parameters
     ----------
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, \
-workers, on_error
-        As for :func:`lr_sweep`.
-    **trainer_options
-        As for :func:`lr_sweep`.
-    max_epochs : int, default 600
-        The budget: a run that has not converged by then is reported as "not converged
-        within N epochs".
-    detector : ConvergenceDetector, optional
-        The rule; default ``ConvergenceDetector(threshold=0.001, patience=3, window=3)``. Each
-        run gets a fresh detector with the same settings.
+    model, lrs, max_epochs, detector, seeds, **trainer_options
+        What trains: as for :func:`convergence_study_specs`.
+    data, dataset, store, progress, device, on_run, executor, workers, on_error
+        Where and how the runs train: as for :class:`RunOptions`.
 
     Returns
     -------
@@ -664,17 +842,11 @@ workers, on_error
     ...                                detector=detector)                 # doctest: +SKIP
     >>> result.table()[0]["converged_epoch"]                             # doctest: +SKIP
     """
-    seeds = check_seeds(seeds)
-    if detector is not None and not isinstance(detector, ConvergenceDetector):
-        raise ConfigError(f"detector must be a ConvergenceDetector, got {type(detector).__name__}")
-    detector = detector or ConvergenceDetector(threshold=0.001, patience=3, window=3)
-    det_cfg = tuple(sorted(detector.config().items()))
-    specs = _specs(lambda: [RunSpec(model, check_lr(lr), max_epochs, seed, detector=det_cfg,
-                                    **_options(trainer_options))
-                            for lr in check_values("lrs", lrs) for seed in seeds],
-                   trainer_options)
-    return _execute("convergence_study", "lr", specs, data, dataset, store, **_how(
-        progress, device, on_run, executor, workers, on_error))
+    specs = convergence_study_specs(model, lrs, max_epochs, detector, seeds, **trainer_options)
+    options = RunOptions(data=data, dataset=dataset, store=store, progress=progress,
+                         device=device, on_run=on_run, executor=executor, workers=workers,
+                         on_error=on_error)
+    return ExperimentResult("convergence_study", runs=options.run(specs), group_by="lr")
 
 
 def compare_models(
@@ -696,16 +868,14 @@ def compare_models(
 ) -> ExperimentResult:
     """Q1.4: train each model with the same settings; accuracy against parameters.
 
+    The runs are :func:`compare_models_specs`'s, trained by :meth:`RunOptions.run`.
+
     Parameters
     ----------
-    models : sequence of str, default ("base", "deeper", "wider")
-        Registered model names.
-    lr : float, default 0.1
-        Learning rate of every run.
-    epochs, seeds, data, dataset, store, progress, device, on_run, executor, workers, on_error
-        As for :func:`lr_sweep`.
-    **trainer_options
-        As for :func:`lr_sweep`.
+    models, lr, epochs, seeds, **trainer_options
+        What trains: as for :func:`compare_models_specs`.
+    data, dataset, store, progress, device, on_run, executor, workers, on_error
+        Where and how the runs train: as for :class:`RunOptions`.
 
     Returns
     -------
@@ -718,12 +888,11 @@ def compare_models(
     >>> result = fmc.compare_models(("base", "wider"), epochs=3)          # doctest: +SKIP
     >>> print(result.to_markdown())                                      # doctest: +SKIP
     """
-    seeds = check_seeds(seeds)
-    specs = _specs(lambda: [RunSpec(m, check_lr(lr), epochs, seed, **_options(trainer_options))
-                            for m in check_values("models", models) for seed in seeds],
-                   trainer_options)
-    return _execute("compare_models", "model", specs, data, dataset, store, **_how(
-        progress, device, on_run, executor, workers, on_error))
+    specs = compare_models_specs(models, lr, epochs, seeds, **trainer_options)
+    options = RunOptions(data=data, dataset=dataset, store=store, progress=progress,
+                         device=device, on_run=on_run, executor=executor, workers=workers,
+                         on_error=on_error)
+    return ExperimentResult("compare_models", runs=options.run(specs), group_by="model")
 
 
 def gradient_study(
@@ -747,19 +916,16 @@ def gradient_study(
     """Q1.7: the gradient statistic over the first ``steps`` training steps, per lr.
 
     Each run trains as many epochs as the steps need (one epoch of Fashion-MNIST at batch 64
-    is 938 steps), with a :class:`~fmclassify.GradientTracer` attached.
+    is 938 steps), with a :class:`~fmclassify.GradientTracer` attached. The runs are
+    :func:`gradient_study_specs`'s for the training set's size, trained by
+    :meth:`RunOptions.run`.
 
     Parameters
     ----------
-    steps : int, default 100
-        Steps to record.
-    statistic : {"mean", "mean_abs", "l2_norm"}, default "mean"
-        The course asks for the mean of every gradient entry.
-    model, lrs, seeds, data, dataset, store, progress, device, on_run, executor, \
-workers, on_error
-        As for :func:`lr_sweep`.
-    **trainer_options
-        As for :func:`lr_sweep`.
+    model, lrs, steps, statistic, seeds, **trainer_options
+        What trains: as for :func:`gradient_study_specs`.
+    data, dataset, store, progress, device, on_run, executor, workers, on_error
+        Where and how the runs train: as for :class:`RunOptions`.
 
     Returns
     -------
@@ -775,33 +941,13 @@ workers, on_error
     >>> len(values)                                                     # doctest: +SKIP
     100
     """
-    seeds = check_seeds(seeds)
-    tracer_cfg = tuple(sorted(GradientTracer(steps=steps, statistic=statistic).config().items()))
-    specs = _specs(lambda: [RunSpec(model, check_lr(lr), 1, seed, tracer=tracer_cfg,
-                                    **_options(trainer_options))
-                            for lr in check_values("lrs", lrs) for seed in seeds],
-                   trainer_options)
-    check_run_options(executor, workers, on_error)
-    if data is None:  # the epochs the steps need depend on the training set's size
-        data = load_dataset(dataset)
-    (train, _), _ = resolve(data)
-    epochs = max(1, math.ceil(steps * specs[0].batch_size / len(train)))
-    specs = [replace(s, epochs=epochs) for s in specs]
-    return _execute("gradient_study", "lr", specs, data, dataset, store, **_how(
-        progress, device, on_run, executor, workers, on_error))
-
-
-def _how(progress: bool, device: str, on_run: Callable[[RunResult], None] | None,
-         executor: Executor | None, workers: int | None, on_error: str) -> dict[str, Any]:
-    """The keyword arguments of :func:`~fmclassify.runs.run_many` an experiment passes on."""
-    return {"progress": progress, "device": device, "on_run": on_run, "executor": executor,
-            "workers": workers, "on_error": on_error}
-
-
-def _options(trainer_options: dict[str, Any]) -> dict[str, Any]:
-    opts = dict(trainer_options)
-    if opts.get("augment") is not None and not isinstance(opts["augment"], str):
-        opts["augment"] = tuple(opts["augment"])
-    elif isinstance(opts.get("augment"), str):
-        opts["augment"] = tuple(a.strip() for a in opts["augment"].split(",") if a.strip())
-    return opts
+    _one_epoch_traces(model, lrs, steps, statistic, seeds, trainer_options)  # before loading
+    options = RunOptions(data=data, dataset=dataset, store=store, progress=progress,
+                         device=device, on_run=on_run, executor=executor, workers=workers,
+                         on_error=on_error)
+    loaded = options.load()  # once: the epochs the steps need depend on the training set
+    (train, _), _ = resolve(loaded)
+    specs = gradient_study_specs(model, lrs, steps, statistic, seeds, train_size=len(train),
+                                 **trainer_options)
+    return ExperimentResult("gradient_study", runs=replace(options, data=loaded).run(specs),
+                            group_by="lr")

@@ -34,11 +34,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from fmclassify._budget import BUDGETS, RECIPE, RECIPE_LR, Budget
+from fmclassify._checks import check_int
 from fmclassify._io import atomic_write_bytes, make_folder, output_error
 from fmclassify._sections import BestModel, Measured
 from fmclassify._sections_more import write_report
@@ -47,17 +47,17 @@ from fmclassify.data import ImageDataset, load_dataset
 from fmclassify.exceptions import ConfigError, RunFailedError
 from fmclassify.experiments import (
     ExperimentResult,
-    compare_models,
-    convergence_study,
-    gradient_study,
-    lr_sweep,
-    planned_runs,
+    RunOptions,
+    compare_models_specs,
+    convergence_study_specs,
+    gradient_study_specs,
+    lr_sweep_specs,
 )
 from fmclassify.gradients import GradientTracer
 from fmclassify.interpret import interpret
 from fmclassify.parameters import count_parameters
 from fmclassify.registry import build_model, get_model_spec
-from fmclassify.runs import RunResult, RunSpec, RunStore, run_many, trainer_for
+from fmclassify.runs import RunResult, RunSpec, RunStore, trainer_for
 
 __all__ = ["BUDGETS", "CONVERGENCE_GUESS", "RECIPE", "RECIPE_LR", "AssignmentReport", "Budget",
            "check_assignment", "claim_output_folder", "run_assignment", "total_runs"]
@@ -157,7 +157,8 @@ def run_assignment(
     Raises
     ------
     ConfigError
-        For an unknown budget, seeds < 1, or empty models or lrs.
+        For an unknown budget, seeds < 1, empty models or lrs, workers < 1 or an executor
+        that is not one (:class:`~fmclassify.RunOptions`), before ``out`` is created.
     OutputError
         When ``out`` cannot be written (a parent is a file, no permission, no space left),
         before any run trains or, for a full disk, as soon as a write fails: the finished runs
@@ -166,12 +167,12 @@ def run_assignment(
         When every run failed: no report is written from them.
     """
     plan = check_assignment(budget, seeds, models, lrs, device=device)
+    options = RunOptions(progress=progress, device=device, on_run=on_run, executor=executor,
+                         workers=workers)  # checked before the folder is claimed
     out_dir = claim_output_folder(out)
     train, test = data if data is not None else load_dataset(dataset)
     train = plan.select(train)
-    how: dict[str, Any] = {"data": (train, test), "progress": progress, "device": device,
-                           "on_run": on_run, "seeds": tuple(range(seeds)),
-                           "executor": executor, "workers": workers}
+    options = replace(options, data=(train, test))
     shape = (1, *train.image_shape)
     params = {m: count_parameters(build_model(m, num_classes=train.num_classes,
                                               in_channels=shape[1], image_size=shape[2]),
@@ -181,7 +182,8 @@ def run_assignment(
                     image_size=shape[2]), input_size=shape)
     per_image = {m: float(p.total_mult_adds or p.trainable)
                  for m, p in {**params, RECIPE_MODEL: recipe}.items()}
-    results, best = _measure(plan, list(models), list(lrs), out_dir / "runs", per_image, how)
+    results, best = _measure(plan, list(models), list(lrs), tuple(range(seeds)),
+                             out_dir / "runs", per_image, (train, test), options)
     measured = Measured(budget=plan, seeds=seeds, train=train, test=test, results=results,
                         params=params, best=best)
     markdown, page = write_report(out_dir, measured)
@@ -198,58 +200,70 @@ def run_assignment(
 # -- the measurements ---------------------------------------------------------------------------
 
 
-def _measure(plan: Budget, models: list[str], lrs: list[float], runs_dir: Path,
-             per_image: dict[str, float], how: dict[str, Any],
+def _measure(plan: Budget, models: list[str], lrs: list[float], seeds: tuple[int, ...],
+             runs_dir: Path, per_image: dict[str, float],
+             data: tuple[ImageDataset, ImageDataset], options: RunOptions,
              ) -> tuple[dict[str, ExperimentResult], BestModel | None]:
     """Train every question's runs in one pool, the longest first, then table each question.
 
-    The runs of all questions go out together (:func:`~fmclassify.experiments.planned_runs`),
-    so no core waits at the end of one question for another core's last long run; each
-    question's call then reads its runs from the store. A run two questions share (Q1.1's
-    first model at lr 0.1 is Q1.4's) trains once, and a Q1.1 run whose Q1.2 run (the same
+    The runs of all questions go out together (each question's spec builder plans them), so
+    no core waits at the end of one question for another core's last long run; each
+    question's runs are then read from the store. A run two questions share (Q1.1's first
+    model at lr 0.1 is Q1.4's) trains once, and a Q1.1 run whose Q1.2 run (the same
     configuration, with a convergence detector) finished first and trained at least as many
     epochs is read from that run's first epochs (:meth:`RunResult.first_epochs`): the same
     numbers, bit for bit, without training them twice.
     """
     store = _FinalCheckpointStore(runs_dir)
-    first = how["seeds"][0]
-
-    def questions(how: dict[str, Any]) -> dict[str, Callable[[], ExperimentResult]]:
-        base, on = models[0], {**how, "store": store}
-        detector = ConvergenceDetector(**plan.detector_config())
-        recipe = {**on, "seeds": how["seeds"][:RECIPE_SEEDS], **RECIPE}
-        return {
-            "q1_1": partial(lr_sweep, base, lrs, plan.epochs, **on),
-            "q1_2": partial(convergence_study, base, lrs, plan.max_epochs, detector, **on),
-            "q1_4": partial(compare_models, models, 0.1, plan.epochs, **on),
-            "q1_7": partial(gradient_study, base, lrs, plan.gradient_steps, "mean", **on),
-            "q1_7_abs": partial(gradient_study, base, lrs, plan.gradient_steps, "mean_abs",
-                                **on),
-            **({"recipe": partial(compare_models, (RECIPE_MODEL,), RECIPE_LR,
-                                  plan.recipe_epochs, **recipe)} if plan.recipe_epochs else {}),
-        }
-
-    calls = questions(how)
-    planned = [s for call in calls.values() for s in planned_runs(call)]
-    store.keep_final(planned_runs(calls["q1_4"]))  # only a Q1.4 run's weights are interpreted
-    flow = _flow_specs(planned, first)
-    unique = list({s.key: s for s in [*planned, *flow]}.values())
-    trained = run_many(_longest_first(unique, per_image), how["data"], store=store,
-                       executor=how["executor"], workers=how["workers"],
-                       progress=how["progress"], device=how["device"], on_run=how["on_run"])
-    _check_some_trained(trained)
-    quiet = {**how, "on_run": None}  # every run is in the store now: nothing trains below
-    results = {name: call() for name, call in questions(quiet).items()}
+    options = replace(options, store=store)
+    planned = {name: replace(q, specs=options.planned(q.specs))  # with the data's fingerprint
+               for name, q in _questions(plan, models, lrs, seeds, len(data[0])).items()}
+    everything = [s for q in planned.values() for s in q.specs]
+    store.keep_final(planned["q1_4"].specs)  # only a Q1.4 run's weights are interpreted
+    flow = _flow_specs(everything, seeds[0])
+    unique = list({s.key: s for s in [*everything, *flow]}.values())
+    _check_some_trained(options.run(_longest_first(unique, per_image)))
+    quiet = replace(options, on_run=None)  # every run is in the store now: nothing trains below
+    results = {name: ExperimentResult(q.kind, runs=quiet.run(q.specs), group_by=q.group_by)
+               for name, q in planned.items()}
     results["q1_7_flow"] = ExperimentResult(
-        "gradient_study", group_by="lr",
-        runs=run_many(flow, how["data"], store=store, executor=how["executor"],
-                      workers=how["workers"], device=how["device"]))
-    best = _best_model(results["q1_4"], store, how)
+        "gradient_study", group_by="lr", runs=replace(quiet, progress=False).run(flow))
+    best = _best_model(results["q1_4"], store, data, options.device)
     kept = store.final_path(best.run.spec).name if best is not None else None
     for path in runs_dir.glob("*.final.pt"):  # only the interpreted run's weights are worth
         if path.name != kept:                 # their megabytes
             path.unlink()
     return results, best
+
+
+@dataclass(frozen=True)
+class _QuestionRuns:
+    """One question's runs: the experiment that tables them and the column it groups by."""
+
+    kind: str
+    group_by: str
+    specs: list[RunSpec]
+
+
+def _questions(plan: Budget, models: list[str], lrs: list[float], seeds: tuple[int, ...],
+               train_size: int) -> dict[str, _QuestionRuns]:
+    """Each question's runs, from the experiments' spec builders, in the order they plan."""
+    base = models[0]
+    detector = ConvergenceDetector(**plan.detector_config())
+    traces = {name: _QuestionRuns("gradient_study", "lr", gradient_study_specs(
+        base, lrs, plan.gradient_steps, statistic, seeds, train_size=train_size))
+        for name, statistic in (("q1_7", "mean"), ("q1_7_abs", "mean_abs"))}
+    recipe = compare_models_specs((RECIPE_MODEL,), RECIPE_LR, plan.recipe_epochs,
+                                  seeds[:RECIPE_SEEDS], **RECIPE) if plan.recipe_epochs else []
+    return {
+        "q1_1": _QuestionRuns("lr_sweep", "lr", lr_sweep_specs(base, lrs, plan.epochs, seeds)),
+        "q1_2": _QuestionRuns("convergence_study", "lr", convergence_study_specs(
+            base, lrs, plan.max_epochs, detector, seeds)),
+        "q1_4": _QuestionRuns("compare_models", "model", compare_models_specs(
+            models, 0.1, plan.epochs, seeds)),
+        **traces,
+        **({"recipe": _QuestionRuns("compare_models", "model", recipe)} if recipe else {}),
+    }
 
 
 #: The epochs a convergence run is expected to train, for the order runs go out in (its
@@ -374,7 +388,7 @@ class _FinalCheckpointStore(RunStore):
 
 
 def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
-                how: dict[str, Any]) -> BestModel | None:
+                data: tuple[ImageDataset, ImageDataset], device: str) -> BestModel | None:
     """The most accurate model of Q1.4, rebuilt from a trained seed, interpreted.
 
     The first seed whose last checkpoint was kept: the checkpoint gives back its weights (the
@@ -391,11 +405,10 @@ def _best_model(models: ExperimentResult, store: _FinalCheckpointStore,
     run = next((r for r in trained if store.final_path(r.spec).exists()), trained[0])
     path = store.final_path(run.spec)
     restored = path.exists()
-    trainer, _ = trainer_for(run.spec, how["data"], checkpoint=path if restored else None,
-                             device=how["device"])
-    trainer.fit(*how["data"], resume=restored)
-    return BestModel(run=run, interpretation=interpret(trainer.model, how["data"][1],
-                                                       device=how["device"]),
+    trainer, _ = trainer_for(run.spec, data, checkpoint=path if restored else None,
+                             device=device)
+    trainer.fit(*data, resume=restored)
+    return BestModel(run=run, interpretation=interpret(trainer.model, data[1], device=device),
                      restored=restored)
 
 
@@ -462,8 +475,7 @@ def check_assignment(budget: str | Budget, seeds: int, models: Sequence[str],
     """
     if isinstance(budget, str):
         budget = Budget.named(budget, device)  # "auto": full on a GPU, quick on the CPU
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
+    check_int("seeds", seeds)
     if not models:
         raise ConfigError("models must name at least one registered model, e.g. base")
     for name in [*models, RECIPE_MODEL]:
