@@ -137,6 +137,32 @@ napoleon_use_ivar = True
 
 # Intersphinx stays off: the build must work offline, and a failed inventory fetch warns.
 
+# -- offline pages: MathJax from a local copy ----------------------------------------------------
+# The built pages load no script, style or font from the network (scripts/check-offline-docs.py
+# checks every page after the build): formulas are typeset by MathJax 3 from the copy that the
+# docs extra's ``sphinx-mathjax-offline`` installs; the build copies it to ``_static/mathjax``,
+# so the repository holds none of its files. Only its files are used, not its extension.
+
+
+def _local_mathjax() -> Path:
+    """The folder holding ``mathjax/`` of the installed ``sphinx-mathjax-offline``."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("sphinx-mathjax-offline")
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(
+            "the docs serve MathJax from the package sphinx-mathjax-offline, which is not "
+            "installed: run `bash scripts/setup.sh docs`") from None
+    static = Path(str(dist.locate_file("sphinx-mathjax-offline/static")))
+    if not (static / "mathjax" / "tex-chtml.js").is_file():
+        raise RuntimeError(f"sphinx-mathjax-offline has no mathjax/tex-chtml.js under {static}")
+    return static
+
+
+MATHJAX_STATIC = _local_mathjax()
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: TeX input, HTML-CSS output
+
 # -- Sphinx-Gallery ---------------------------------------------------------------------------
 
 sphinx_gallery_conf = {
@@ -168,6 +194,10 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": [], "installation": [], "quickstart": [], "cli": [], "changelog": []}
+# _static: custom.css (tables that wrap or scroll inside the page, figures as wide as the page);
+# MATHJAX_STATIC: its mathjax/ folder becomes _static/mathjax.
+html_static_path = ["_static", str(MATHJAX_STATIC)]
+html_css_files = ["custom.css"]
 
 
 # -- checks -----------------------------------------------------------------------------------
