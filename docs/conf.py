@@ -236,6 +236,22 @@ def _check_public_names(app: object) -> None:
             "example: %s", "; ".join(problems))
 
 
+_EXECUTION_TIMES_CDN = re.compile(r"^  \.\. raw:: html\n.*?(?=^  \.\. list-table::)",
+                                  flags=re.MULTILINE | re.DOTALL)
+
+
+def _offline_execution_times(app: object, docname: str, source: list[str]) -> None:
+    """Drop the CDN scripts and styles of Sphinx-Gallery's execution-times pages.
+
+    Sphinx-Gallery writes ``sg_execution_times.rst`` with a raw HTML block that loads jQuery,
+    DataTables and Bootstrap from CDNs to make its table sortable; the table is written sorted
+    by time already, so without that block it is a plain table that works offline.
+    """
+    if docname.rsplit("/", 1)[-1] == "sg_execution_times":
+        source[0] = _EXECUTION_TIMES_CDN.sub("", source[0])
+
+
 def setup(app: object) -> None:
-    """Connect the checks."""
+    """Connect the checks and the offline fix of the execution-times pages."""
     app.connect("builder-inited", _check_public_names)  # type: ignore[attr-defined]
+    app.connect("source-read", _offline_execution_times)  # type: ignore[attr-defined]
