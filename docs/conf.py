@@ -161,7 +161,7 @@ def _local_mathjax() -> Path:
 
 
 MATHJAX_STATIC = _local_mathjax()
-mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: TeX input, HTML-CSS output
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: TeX input, CommonHTML output
 
 # -- Sphinx-Gallery ---------------------------------------------------------------------------
 
