@@ -137,6 +137,32 @@ napoleon_use_ivar = True
 
 # Intersphinx stays off: the build must work offline, and a failed inventory fetch warns.
 
+# -- offline pages: MathJax from a local copy ----------------------------------------------------
+# The built pages load no script, style or font from the network (scripts/check-offline-docs.py
+# checks every page after the build): formulas are typeset by MathJax 3 from the copy that the
+# docs extra's ``sphinx-mathjax-offline`` installs; the build copies it to ``_static/mathjax``,
+# so the repository holds none of its files. Only its files are used, not its extension.
+
+
+def _local_mathjax() -> Path:
+    """The folder holding ``mathjax/`` of the installed ``sphinx-mathjax-offline``."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("sphinx-mathjax-offline")
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(
+            "the docs serve MathJax from the package sphinx-mathjax-offline, which is not "
+            "installed: run `bash scripts/setup.sh docs`") from None
+    static = Path(str(dist.locate_file("sphinx-mathjax-offline/static")))
+    if not (static / "mathjax" / "tex-chtml.js").is_file():
+        raise RuntimeError(f"sphinx-mathjax-offline has no mathjax/tex-chtml.js under {static}")
+    return static
+
+
+MATHJAX_STATIC = _local_mathjax()
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: TeX input, CommonHTML output
+
 # -- Sphinx-Gallery ---------------------------------------------------------------------------
 
 sphinx_gallery_conf = {
@@ -168,6 +194,10 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": [], "installation": [], "quickstart": [], "cli": [], "changelog": []}
+# _static: custom.css (tables that wrap or scroll inside the page, figures as wide as the page);
+# MATHJAX_STATIC: its mathjax/ folder becomes _static/mathjax.
+html_static_path = ["_static", str(MATHJAX_STATIC)]
+html_css_files = ["custom.css"]
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -206,6 +236,22 @@ def _check_public_names(app: object) -> None:
             "example: %s", "; ".join(problems))
 
 
+_EXECUTION_TIMES_CDN = re.compile(r"^  \.\. raw:: html\n.*?(?=^  \.\. list-table::)",
+                                  flags=re.MULTILINE | re.DOTALL)
+
+
+def _offline_execution_times(app: object, docname: str, source: list[str]) -> None:
+    """Drop the CDN scripts and styles of Sphinx-Gallery's execution-times pages.
+
+    Sphinx-Gallery writes ``sg_execution_times.rst`` with a raw HTML block that loads jQuery,
+    DataTables and Bootstrap from CDNs to make its table sortable; the table is written sorted
+    by time already, so without that block it is a plain table that works offline.
+    """
+    if docname.rsplit("/", 1)[-1] == "sg_execution_times":
+        source[0] = _EXECUTION_TIMES_CDN.sub("", source[0])
+
+
 def setup(app: object) -> None:
-    """Connect the checks."""
+    """Connect the checks and the offline fix of the execution-times pages."""
     app.connect("builder-inited", _check_public_names)  # type: ignore[attr-defined]
+    app.connect("source-read", _offline_execution_times)  # type: ignore[attr-defined]

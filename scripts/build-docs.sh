@@ -9,8 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A fresh clone has no .venv, or one without the docs tools: set it up (safe to rerun).
-[ -x .venv/bin/sphinx-build ] || bash scripts/setup.sh docs
+# A fresh clone has no .venv, or one without the docs tools (sphinx-mathjax-offline: the
+# pages' local MathJax, added later to the docs extra): set it up (safe to rerun).
+if [ ! -x .venv/bin/sphinx-build ] \
+   || ! .venv/bin/python -c 'import importlib.metadata as m; m.distribution("sphinx-mathjax-offline")' 2>/dev/null; then
+  bash scripts/setup.sh docs
+fi
 
 export MPLBACKEND=Agg
-exec .venv/bin/sphinx-build -W --keep-going -b html "$@" docs docs/_build/html
+.venv/bin/sphinx-build -W --keep-going -b html "$@" docs docs/_build/html
+# The pages must work offline: no script or style from the network (fails on a regression).
+.venv/bin/python scripts/check-offline-docs.py docs/_build/html
