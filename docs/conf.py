@@ -251,7 +251,17 @@ def _offline_execution_times(app: object, docname: str, source: list[str]) -> No
         source[0] = _EXECUTION_TIMES_CDN.sub("", source[0])
 
 
+def _reread_execution_times(app: object, env: object, added: set[str], changed: set[str],
+                            removed: set[str]) -> list[str]:
+    """Read the execution-times pages every build, so an incremental build drops their CDN
+    block too (a doctree cached before :func:`_offline_execution_times` would keep it).
+    """
+    found = getattr(env, "found_docs", set())
+    return [d for d in found if d.rsplit("/", 1)[-1] == "sg_execution_times"]
+
+
 def setup(app: object) -> None:
     """Connect the checks and the offline fix of the execution-times pages."""
     app.connect("builder-inited", _check_public_names)  # type: ignore[attr-defined]
     app.connect("source-read", _offline_execution_times)  # type: ignore[attr-defined]
+    app.connect("env-get-outdated", _reread_execution_times)  # type: ignore[attr-defined]
