@@ -631,6 +631,10 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
     >>> histories = fmc.fit_together(trainers, train, test)             # doctest: +SKIP
     """
     trainers = list(trainers)
+    for t in trainers:
+        if not isinstance(t, Trainer):
+            raise ConfigError(f"fit_together takes Trainers, got {type(t).__name__}; make one "
+                              "fmclassify.Trainer per run")
     recipes = [t.recipe for t in trainers]
     reason = why_not_fit_together(trainers)
     if reason is not None:
