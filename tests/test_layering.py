@@ -18,13 +18,25 @@ import fmclassify
 
 PACKAGE = "__init__"  # the package itself: ``import fmclassify``, ``from fmclassify import Name``
 SRC = Path(fmclassify.__file__).parent
-MODULES = sorted(p.stem for p in SRC.glob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    """A module's dotted name inside the package: ``runs``, ``course``, ``course.answers``."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]  # a subpackage is its __init__
+    return ".".join(parts)
+
+
+PATHS = {module_name(p): p for p in SRC.rglob("*.py")}
+MODULES = sorted(PATHS)
 
 
 # Each module may import the fmclassify modules listed for it (at the top, lazily or only for
 # annotations), nothing else; besides, every module may use _checks (EVERYWHERE, below).
 ALLOWED = {
-    PACKAGE: set(MODULES) - {PACKAGE, "__main__", "cli"},  # the public names, nothing else
+    PACKAGE: {m for m in MODULES if "." not in m} - {
+        PACKAGE, "__main__", "cli", "_cli_course", "_cli_shared", "_cli_train", "course"},
     "_version": set(),  # the version string: imports nothing, so anyone may import it
     "exceptions": set(),
     "_io": {"exceptions"},  # OutputError: a failed write is one library error
@@ -73,20 +85,55 @@ ALLOWED = {
              "registry", "runspec", "training"},
     "experiments": {"_checks", "_frames", "_io", "convergence", "data", "exceptions",
                     "executors", "gradients", "history", "runs", "_tables", "plotting"},
-    "_budget": {"_checks", "data", "exceptions"},  # data: annotations only
-    "_course": set(),
-    "_report_doc": {"_io", "_tables"},
-    "_observations": {"experiments", "history"},  # experiments: annotations only
-    "_sections": {"_budget", "_course", "_observations", "_report_doc", "_tables",  # and, for
-                  "data", "experiments", "history", "interpret", "parameters", "runs"},  # types
-    "_sections_more": {"_budget", "_observations", "_report_doc", "_sections", "_tables",
-                       "experiments", "plotting"},
-    "report": {"_budget", "_io", "_sections", "_sections_more", "convergence", "data",
-               "exceptions", "experiments", "gradients", "interpret", "parameters", "registry",
-               "runs"},
-    "cli": {"_checks", "_io", "callbacks", "clusters", "distributed", "exceptions",
-            "executors", "experiments", "history", "data", "recipes", "registry", "parameters",
-            "runs", "steps", "training", "report"},  # _io, runs: output folders, before a bar
+    # the course package: a course's parts first, then the runner, then the first course
+    "course.budget": {"_checks", "data", "exceptions"},  # data: annotations only
+    "course.document": {"_io", "_tables"},
+    "course.questions": {"_checks", "course.answers", "course.budget", "course.document",
+                         "runs"},  # all but _checks: annotations only
+    "course.answers": {"course.budget", "data", "exceptions",
+                       "experiments", "parameters", "runs"},  # annotations, but exceptions
+    "course.pieces": {"_tables", "course.answers", "course.budget", "course.document",
+                      "experiments", "history", "runs"},  # history's constants; the rest types
+    "course.catalog": {"_checks", "course.answers", "course.budget", "course.document",
+                       "course.questions", "exceptions"},
+    "course.store": {"_io", "experiments", "runs"},
+    "course.runner": {"_checks", "_io", "_tables", "course.answers", "course.budget",
+                      "course.catalog", "course.document", "course.pieces",
+                      "course.questions", "course.store", "data", "exceptions", "experiments",
+                      "parameters", "plotting", "registry", "runs"},
+    "course.assignment.published": set(),
+    "course.assignment.observations": {"experiments"},  # annotations only
+    "course.assignment.learning_rates": {
+        "_tables", "convergence", "course.answers", "course.assignment.observations",
+        "course.assignment.published", "course.budget", "course.document", "course.pieces",
+        "course.questions", "experiments"},
+    "course.assignment.networks": {
+        "_tables", "course.answers", "course.assignment.learning_rates",
+        "course.assignment.observations", "course.document", "course.pieces",
+        "course.questions", "course.store", "experiments", "interpret", "runs"},
+    "course.assignment.gradient": {
+        "_tables", "course.answers", "course.assignment.learning_rates",
+        "course.assignment.observations", "course.document", "course.pieces",
+        "course.questions", "experiments", "gradients", "runs"},
+    "course.assignment.recipe": {
+        "_tables", "course.answers", "course.assignment.observations", "course.budget",
+        "course.document", "course.pieces", "course.questions", "experiments"},
+    "course.assignment": {
+        "course.answers", "course.assignment.gradient", "course.assignment.learning_rates",
+        "course.assignment.networks", "course.assignment.published",
+        "course.assignment.recipe", "course.budget", "course.catalog", "course.document",
+        "course.pieces"},
+    "course": {"_tables", "course.answers", "course.assignment", "course.budget",
+               "course.catalog", "course.document", "course.pieces", "course.questions",
+               "course.runner"},
+    "report": {"course.assignment", "course.budget", "course.catalog", "course.runner",
+               "data", "runs"},
+    "_cli_shared": {"_checks", "clusters", "data", "exceptions", "executors"},
+    "_cli_train": {"_checks", "_cli_shared", "_io", "callbacks", "distributed", "exceptions",
+                   "experiments", "history", "parameters", "recipes", "registry", "runs",
+                   "steps", "training"},
+    "_cli_course": {"_cli_shared", "_cli_train", "course", "exceptions"},
+    "cli": {"_cli_course", "_cli_shared", "_cli_train", "data", "exceptions"},
 }
 
 
@@ -97,12 +144,29 @@ EVERYWHERE = {m: {"_checks", "_version"} for m in MODULES}
 EVERYWHERE["exceptions"] = {"_version"}  # _checks raises the errors exceptions defines
 
 
-def _resolve(node: ast.ImportFrom) -> str | None:
-    """The absolute module of an ``from ... import``, relative imports included."""
+def _resolve(node: ast.ImportFrom, here: str = "") -> str | None:
+    """The absolute module of an ``from ... import``, relative imports included.
+
+    ``here`` is the importing module's dotted name inside the package (``course.answers``).
+    """
     if node.level == 0:
         return node.module
-    base = ["fmclassify"][: max(0, 2 - node.level)]  # modules sit directly in the package
+    package = ["fmclassify", *here.split(".")] if here and here in PATHS and PATHS[
+        here].name == "__init__.py" else ["fmclassify", *here.split(".")[:-1]]
+    if here == PACKAGE:
+        package = ["fmclassify"]
+    base = package[: max(1, len(package) - (node.level - 1))]
     return ".".join([*base, node.module] if node.module else base) or None
+
+
+def _known(dotted: str) -> str | None:
+    """The longest fmclassify module ``fmclassify.a.b.c`` names (its dotted name), else None."""
+    parts = dotted.split(".")[1:]
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in PATHS:
+            return name
+    return None
 
 
 def _private(name: str) -> bool:
@@ -121,26 +185,27 @@ def imports_of(path: Path) -> tuple[set[str], list[str]]:
     found: set[str] = set()
     private: list[str] = []
     aliases: dict[str, str] = {}  # local name -> module it stands for
+    here = module_name(path) if SRC in path.parents else path.stem
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            module = _resolve(node)
-            if module == "fmclassify":
+            module = _resolve(node, here)
+            if module == "fmclassify" or (module and module.startswith("fmclassify.")):
+                owner = PACKAGE if module == "fmclassify" else _known(module)
+                if owner is None:
+                    continue
+                prefix = "" if owner == PACKAGE else owner + "."
                 for a in node.names:
-                    name = a.name if a.name in MODULES else PACKAGE
+                    name = f"{prefix}{a.name}" if f"{prefix}{a.name}" in PATHS else owner
                     found.add(name)
                     aliases[a.asname or a.name] = name
-                    if name == PACKAGE and _private(a.name):
-                        private.append(f"fmclassify.{a.name}")
-            elif module and module.startswith("fmclassify."):
-                name = module.split(".")[1]
-                found.add(name)
-                private += [f"{name}.{a.name}" for a in node.names if _private(a.name)]
+                    if name == owner and _private(a.name):
+                        private.append(f"{'fmclassify' if owner == PACKAGE else owner}."
+                                       f"{a.name}")
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name == "fmclassify" or a.name.startswith("fmclassify."):
-                    parts = a.name.split(".")
-                    name = parts[1] if len(parts) > 1 else PACKAGE
+                    name = _known(a.name) or PACKAGE
                     found.add(name)
                     if a.asname:  # ``import fmclassify.runs as r``: r is runs
                         aliases[a.asname] = name
@@ -152,12 +217,12 @@ def imports_of(path: Path) -> tuple[set[str], list[str]]:
         owner = ast.unparse(node.value)  # ``r`` or ``fmclassify.runs``
         if owner in aliases:
             module = aliases[owner]
-        elif owner.startswith("fmclassify.") and owner.split(".")[1] in MODULES:
-            module = owner.split(".")[1]
+        elif owner.startswith("fmclassify.") and _known(owner):
+            module = _known(owner) or PACKAGE
         else:
             continue
         private.append(f"{'fmclassify' if module == PACKAGE else module}.{node.attr}")
-    return found, [p for p in private if p.split(".")[0] != path.stem]
+    return found, [p for p in private if p.rsplit(".", 1)[0] != here]
 
 
 def private_names_defined(tree: ast.AST) -> set[str]:
@@ -175,7 +240,7 @@ def private_names_defined(tree: ast.AST) -> set[str]:
     return {name for name in out if _private(name)}
 
 
-DEFINED = {m: private_names_defined(ast.parse((SRC / f"{m}.py").read_text())) for m in MODULES}
+DEFINED = {m: private_names_defined(ast.parse(PATHS[m].read_text())) for m in MODULES}
 
 
 def foreign_private_attributes(path: Path, defined: dict[str, set[str]]) -> list[str]:
@@ -190,15 +255,16 @@ def foreign_private_attributes(path: Path, defined: dict[str, set[str]]) -> list
     found = []
     for n in ast.walk(tree):
         if isinstance(n, ast.Attribute) and _private(n.attr) and n.attr not in own:
+            here = module_name(path) if SRC in path.parents else path.stem
             owners = sorted(m for m, names in defined.items()
-                            if n.attr in names and m != path.stem)
+                            if n.attr in names and m != here)
             if owners:
                 found.append(f"{ast.unparse(n)} (defined in {', '.join(owners)})")
     return found
 
 
 # Every module's imports, lazy and type-only ones included; ``__init__`` is the package.
-GRAPH = {m: imports_of(SRC / f"{m}.py")[0] - {m} for m in MODULES}
+GRAPH = {m: imports_of(PATHS[m])[0] - {m} for m in MODULES}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -230,8 +296,8 @@ def test_module_imports_only_from_below(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_no_module_reads_another_modules_underscore_names(module):
-    _, private = imports_of(SRC / f"{module}.py")
-    private += foreign_private_attributes(SRC / f"{module}.py", DEFINED)
+    _, private = imports_of(PATHS[module])
+    private += foreign_private_attributes(PATHS[module], DEFINED)
     assert not private, f"{module} reads {private}: make them public, or the split is wrong"
 
 
@@ -241,7 +307,7 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_version_comes_from_a_module_that_imports_nothing():
-    tree = ast.parse((SRC / "_version.py").read_text())
+    tree = ast.parse(PATHS["_version"].read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
 

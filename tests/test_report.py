@@ -17,6 +17,7 @@ import torch
 import fmclassify.runs
 from fmclassify.checkpoint import read_checkpoint_history
 from fmclassify.exceptions import ConfigError, OutputError, RunFailedError
+from fmclassify.course import count_runs
 from fmclassify.report import BUDGETS, Budget, run_assignment, total_runs
 from fmclassify.training import Trainer
 from helpers import make_dataset
@@ -91,9 +92,8 @@ def test_report_has_every_section_and_file(one_seed):
     assert "budget 'tiny'" in md
     assert "(n+1)*m = (64+1)*512 = 33,280" in md  # the Q1.5 formula table of base on 8x8 images
     runs = 4 * 2 + 2 + 2 + 1  # Q1.1, Q1.2, Q1.7 twice; Q1.4; the per-layer flow; the recipe
-    assert len(list((tmp_path / "runs").glob("*.json"))) == runs == total_runs(1, ("base",
-                                                                                 "wider"),
-                                                                                (0.5, 0.05))
+    assert len(list((tmp_path / "runs").glob("*.json"))) == runs == count_runs(
+        "assignment", TINY, 1, ("base", "wider"), (0.5, 0.05))
     assert len(list((tmp_path / "runs").glob("*.final.pt"))) == 1  # the interpreted model's
     assert len(list((tmp_path / "figures").glob("*.png"))) == md.count("![")
     assert set(json.loads((tmp_path / "results.json").read_text())["tables"]) == {
@@ -257,7 +257,7 @@ def test_killed_halfway_then_rerun_gives_the_same_report(data, tmp_path):
                           timeout=180)  # returns once the orphaned workers are gone too
     assert proc.returncode == -9, proc.stderr
     stamps = {p: p.stat().st_mtime_ns for p in (killed / "runs").glob("*.json")}
-    total = total_runs(1, ("base", "wider"), (0.5, 0.05))
+    total = count_runs("assignment", TINY, 1, ("base", "wider"), (0.5, 0.05))
     assert 4 <= len(stamps) < total
     ckpts = sorted((killed / "runs").glob("*.ckpt"))
     assert ckpts  # the killer's run, at its last saved epoch, and any other unfinished one
@@ -315,7 +315,7 @@ def test_the_quick_budget_is_one_definition():
 def test_a_run_two_questions_share_trains_once(three_seeds):
     # lr 0.1 is among the lrs: Q1.4's base run is Q1.1's, stored (and counted) once
     stored = list((three_seeds.out / "runs").glob("*.json"))
-    assert len(stored) == total_runs(3, ("base", "wider"), (0.1, 1e6))
+    assert len(stored) == count_runs("assignment", TINY, 3, ("base", "wider"), (0.1, 1e6))
     q11 = {r.spec.key for r in three_seeds.results["q1_1"].runs if r.spec.lr == 0.1}
     q14 = {r.spec.key for r in three_seeds.results["q1_4"].runs if r.spec.model == "base"}
     assert q11 == q14 and len(q14) == 3
@@ -333,8 +333,8 @@ def test_q1_1_is_read_from_the_first_epochs_of_q1_2(tmp_path, data):
         assert short.history.epochs_trained == 2 and short.history.status == "completed"
         # the epochs' own wall times: read from the Q1.2 run, not trained again
         assert [r.seconds for r in short.history] == [r.seconds for r in long.history][:3]
-    assert len(list((tmp_path / "runs").glob("*.json"))) == total_runs(
-        1, ("base",), (0.5, 0.05), recipe=False)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == count_runs(
+        "assignment", budget, 1, ("base",), (0.5, 0.05))
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -363,8 +363,8 @@ def test_a_budget_of_no_recipe_epochs_skips_the_last_section(data, tmp_path):
     report = run_assignment(tmp_path, data=data, **{**KW, "budget": budget})
     assert "Not run: budget 'tiny' trains no epoch of the recipe" in report.markdown
     assert "| Beyond: a modern recipe for the CNN | not run on budget 'tiny' |" in report.markdown
-    assert len(list((tmp_path / "runs").glob("*.json"))) == total_runs(
-        1, ("base", "wider"), (0.5, 0.05), recipe=False)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == count_runs(
+        "assignment", budget, 1, ("base", "wider"), (0.5, 0.05))
     assert "recipe" not in json.loads((tmp_path / "results.json").read_text())["tables"]
 
 
@@ -473,3 +473,11 @@ def test_disk_use_stays_near_the_final_size(data, tmp_path):
     assert all(len(kept) <= 1 for kept, stored in seen if q14 <= stored)
     assert any(kept for kept, _ in seen) and not list(runs.glob("*.ckpt"))
     assert len(list(runs.glob("*.final.pt"))) == 1 and report.results["q1_4"].runs
+
+
+def test_total_runs_still_counts_and_says_it_is_deprecated():
+    with pytest.warns(DeprecationWarning, match="use fmclassify.course.count_runs"):
+        assert total_runs(1, ("base", "wider"), (0.5, 0.05)) == count_runs(
+            "assignment", "quick", 1, ("base", "wider"), (0.5, 0.05)) == 4 * 2 + 2 + 2 + 1
+    with pytest.warns(DeprecationWarning):
+        assert total_runs(1, ("base",), (0.5,), recipe=False) == 4 + 1 + 1

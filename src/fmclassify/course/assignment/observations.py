@@ -1,8 +1,8 @@
-"""The report's sentences, written from measured numbers only (private).
+"""The assignment's sentences, written from measured numbers only.
 
 Each sentence states what the tables above it support; a sentence whose premise the data does
 not meet is left out rather than written with a hedge. A row without a number gets a reason a
-student can act on (:func:`why_no_number`), never a bare "n/a".
+student can act on (:func:`fmclassify.course.pieces.why_no_number`), never a bare "n/a".
 """
 
 from __future__ import annotations
@@ -12,19 +12,15 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fmclassify.history import UNSTABLE_DROP, UNSTABLE_LOSS_MARGIN
-
 if TYPE_CHECKING:
     from fmclassify.experiments import ExperimentResult
 
 __all__ = [
     "gradient_observation",
-    "instability_rule",
     "lr_observations",
     "model_observations",
     "recipe_observation",
     "trend",
-    "why_no_number",
 ]
 
 def _pct(x: float | None) -> str:
@@ -35,38 +31,6 @@ def _thrashes(row: Mapping[str, Any]) -> bool:
     """Whether most of a row's trained seeds are unstable (one jumpy seed is not a verdict)."""
     trained = row["seeds"] - row.get("diverged", 0) - row.get("failed", 0)
     return trained > 0 and 2 * row["unstable"] > trained
-
-
-def instability_rule() -> str:
-    """The rule :attr:`fmclassify.History.unstable` applies, in one sentence."""
-    return (f"a run that did not diverge is flagged unstable when an epoch's training loss "
-            f"is more than {100 * UNSTABLE_LOSS_MARGIN:.0f}% above both the untrained "
-            f"network's and that of guessing, ln(classes), or its test accuracy fell by more than "
-            f"{100 * UNSTABLE_DROP:.0f} points between two epochs")
-
-
-def why_no_number(row: Mapping[str, Any], kind: str, *, max_epochs: int | None = None,
-                  threshold: float | None = None) -> str | None:
-    """Why a row has no headline number (None when it has one), in words to act on."""
-    n, diverged, failed = row["seeds"], row.get("diverged", 0), row.get("failed", 0)
-    of = f" of {n} seed{'s' if n > 1 else ''}"
-    if kind == "gradient_study" and "gradient_mean" in row:  # a trace is its own measurement
-        if row["gradient_mean"] is not None:
-            return None
-        return (f"the gradient became non-finite at step {row.get('gradient_nonfinite_step')} "
-                f"in {row.get('gradient_nonfinite', n)}{of}: the steps are too large, and no "
-                "statistic is taken over a trace that is not finite")
-    if failed == n:
-        return (f"failed in {n}{of}: an error ended every run (see runs/*.json); the same "
-                "command trains them again")
-    if diverged + failed == n:
-        return (f"diverged in {diverged}{of}: the steps are too large for this model (its "
-                "loss became infinite); a smaller learning rate trains")
-    if kind == "convergence_study" and not row.get("converged"):
-        moved = "" if threshold is None else f" by {100 * threshold:g} points or more"
-        return (f"not converged within {max_epochs} epochs in {n - diverged - failed}{of}: "
-                f"the accuracy still moved{moved} per epoch; --full allows up to 600 epochs")
-    return None
 
 
 def lr_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list[str]:
