@@ -47,7 +47,8 @@ ALLOWED = {
     "data": {"_batching", "exceptions", "_formats", "_sources"},
     "_rules": {"exceptions"},
     "_parameter_walk": {"exceptions", "_rules"},
-    "parameters": {"exceptions", "_frames", "_parameter_walk", "_rules", "_profile", "_tables"},
+    "parameters": {"exceptions", "_frames", "_parameter_walk", "_rules", "_profile", "_tables",
+                   "registry"},  # registry: compare_parameters builds models by name
     "convergence": {"callbacks", "exceptions", "history"},
     "gradients": {"callbacks", "exceptions", "history", "plotting", "_flow", "_gradient_trace"},
     "_gradient_trace": {"exceptions"},

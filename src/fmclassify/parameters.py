@@ -31,12 +31,18 @@ row's output shape and multiply-adds, and the pass's total. Multiply-adds are FL
 and attention only (``Linear(n, m)``: ``n*m`` per sample; ``Conv2d``: ``H'*W'*k*m*n*(d/g)``);
 bias additions, batch norm, activations and pooling count 0. They grow with the batch size.
 Without ``input_size`` there is no forward pass and the table is the static one.
+
+Several models
+--------------
+:func:`compare_parameters` counts several models in one call (registered names, or a mapping of
+names to modules) and shows their totals side by side, one row per model; each model's full
+report is kept in :attr:`ParameterComparison.reports`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,12 +53,15 @@ from fmclassify._parameter_walk import ParameterRow, ParameterWalk
 from fmclassify._profile import check_input_size, profile_forward
 from fmclassify._rules import Formula, register_parameter_rule
 from fmclassify._tables import Table, to_html, to_markdown, to_text
-from fmclassify.exceptions import ParameterCountError
+from fmclassify.exceptions import ConfigError, ParameterCountError
+from fmclassify.registry import build_model
 
 __all__ = [
     "Formula",
+    "ParameterComparison",
     "ParameterReport",
     "ParameterRow",
+    "compare_parameters",
     "count_parameters",
     "register_parameter_rule",
 ]
@@ -339,3 +348,142 @@ def count_parameters(
         input_size=shape,
         total_mult_adds=total_mult_adds,
     )
+
+
+@dataclass(frozen=True)
+class ParameterComparison:
+    """Several models' parameter totals side by side, as :func:`compare_parameters` returns.
+
+    Parameters
+    ----------
+    reports : dict of str to ParameterReport
+        Model name -> its full per-layer report, in the order the models were given.
+    input_size : tuple of int or None
+        The input shape the multiply-adds were measured with; None (no Mult-adds column).
+
+    Examples
+    --------
+    >>> table = compare_parameters(["base", "wider"])
+    >>> table.reports["wider"].trainable
+    1557330
+    """
+
+    reports: dict[str, ParameterReport]
+    input_size: tuple[int, ...] | None = None
+
+    def _table(self) -> Table:
+        header = ["Model", "Trainable", "Total"]
+        rows = [[name, f"{r.trainable:,}", f"{r.total:,}"] for name, r in self.reports.items()]
+        if self.input_size is not None:
+            header.append("Mult-adds")
+            for row, report in zip(rows, self.reports.values(), strict=True):
+                mult_adds = report.total_mult_adds
+                row.append("-" if mult_adds is None else f"{mult_adds:,}")
+        shape = "" if self.input_size is None else f", input {_shape_text(self.input_size)}"
+        return Table(header, rows, right=frozenset(range(1, len(header))),
+                     title=f"Parameters per model{shape}")
+
+    def __str__(self) -> str:
+        return to_text(self._table())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return to_html(self._table())
+
+    def to_markdown(self) -> str:
+        """Return the table as GitHub-flavoured Markdown."""
+        return to_markdown(self._table())
+
+    def to_dataframe(self) -> Any:
+        """The table as a :class:`pandas.DataFrame`, one row per model, in the order given.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Columns: ``model``, then
+        ``trainable`` and ``total`` (int64 element counts, as :class:`ParameterReport`); with
+        ``input_size``, also ``mult_adds`` (int64, the whole forward pass's).
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        columns: dict[str, str | None] = {"model": None, "trainable": "int64", "total": "int64"}
+        if self.input_size is not None:
+            columns["mult_adds"] = "int64"
+        rows = [{"model": name, "trainable": r.trainable, "total": r.total,
+                 "mult_adds": r.total_mult_adds} for name, r in self.reports.items()]
+        return frame(rows, columns, what="ParameterComparison.to_dataframe")
+
+
+def compare_parameters(
+    models: Mapping[str, nn.Module] | Sequence[str],
+    *,
+    input_size: Sequence[int] | None = None,
+) -> ParameterComparison:
+    """Count several models' parameters in one call: a table of their totals.
+
+    Each model is counted by :func:`count_parameters`; its full report stays at hand in
+    :attr:`ParameterComparison.reports`.
+
+    Parameters
+    ----------
+    models : mapping of str to torch.nn.Module, or sequence of str
+        Name -> model; or registered model names (``["base", "deeper", "wider"]``), each built
+        with :func:`fmclassify.build_model` and its defaults (Fashion-MNIST's shape).
+    input_size : sequence of int, optional
+        An input shape, batch first, as :func:`count_parameters` takes it: with it the table
+        has each model's multiply-adds for one forward pass of that shape.
+
+    Returns
+    -------
+    ParameterComparison
+        ``str(table)`` is the table: model, trainable, total (and mult-adds).
+
+    Raises
+    ------
+    TypeError
+        If ``models`` is neither a mapping of names to modules nor a sequence of names.
+    ConfigError
+        If ``models`` is empty, repeats a name, or ``input_size`` is invalid.
+    UnknownModelError
+        If a name is not registered.
+    ParameterCountError
+        As :func:`count_parameters`.
+
+    Examples
+    --------
+    >>> print(compare_parameters(["base", "deeper", "wider"]))
+    Parameters per model
+    Model   Trainable      Total
+    base      669,706    669,706
+    deeper  1,475,338  1,475,338
+    wider   1,557,330  1,557,330
+    >>> import torch
+    >>> table = compare_parameters({"tiny": torch.nn.Linear(784, 10)}, input_size=(1, 784))
+    >>> table.to_markdown().splitlines()[-1]
+    '| tiny | 7,850 | 7,850 | 7,840 |'
+    """
+    shape = None if input_size is None else check_input_size(input_size)  # before any work
+    if isinstance(models, Mapping):
+        if not all(isinstance(k, str) and isinstance(m, nn.Module) for k, m in models.items()):
+            raise TypeError(
+                "compare_parameters needs str keys and torch.nn.Module values; got "
+                + ", ".join(f"{k!r}: {type(m).__name__}" for k, m in models.items())
+            )
+        named = dict(models)
+    elif (isinstance(models, Sequence) and not isinstance(models, str)
+          and all(isinstance(name, str) for name in models)):
+        if len(set(models)) != len(models):
+            raise ConfigError(f"compare_parameters got a model name twice: {list(models)}")
+        named = {name: build_model(name) for name in models}
+    else:
+        raise TypeError(
+            "compare_parameters needs a mapping of names to torch.nn.Module, or a list of "
+            f"registered model names such as ['base', 'deeper']; got {models!r}"
+        )
+    if not named:
+        raise ConfigError("compare_parameters needs at least one model; got none")
+    reports = {name: count_parameters(model, name=name, input_size=shape)
+               for name, model in named.items()}
+    return ParameterComparison(reports=reports, input_size=shape)
