@@ -21,6 +21,7 @@ from fmclassify.parameters import (
     Formula,
     ParameterReport,
     ParameterRow,
+    compare_parameters,
     count_parameters,
     register_parameter_rule,
 )
@@ -609,3 +610,56 @@ def test_notebook_displays() -> None:
     assert printer.out + "\n" == str(report)
     escaped = count_parameters(nn.Linear(2, 2), name="<b>x</b>")._repr_html_()
     assert "&lt;b&gt;x&lt;/b&gt;" in escaped and "<b>x</b>" not in escaped
+
+
+def test_compare_parameters_puts_models_side_by_side() -> None:
+    table = compare_parameters(["base", "deeper", "wider"])
+    assert list(table.reports) == ["base", "deeper", "wider"]
+    assert {n: r.trainable for n, r in table.reports.items()} == COURSE_TRAINABLE
+    assert str(table).splitlines() == [
+        "Parameters per model",
+        "Model   Trainable      Total",
+        "base      669,706    669,706",
+        "deeper  1,475,338  1,475,338",
+        "wider   1,557,330  1,557,330",
+    ]
+    assert table.to_markdown().splitlines()[2:4] == ["| Model | Trainable | Total |",
+                                                     "|---|---:|---:|"]
+    html = table._repr_html_()
+    assert html.count("<tr>") == 4 and "1,475,338" in html
+
+    frozen = nn.Linear(4, 2)
+    frozen.bias.requires_grad_(False)
+    shaped = compare_parameters({"<b>mine</b>": frozen}, input_size=(3, 4))
+    assert str(shaped).splitlines()[0] == "Parameters per model, input (3, 4)"
+    assert str(shaped).splitlines()[2].split() == ["<b>mine</b>", "8", "10", "24"]
+    assert "&lt;b&gt;mine&lt;/b&gt;" in shaped._repr_html_()
+    assert shaped.reports["<b>mine</b>"].model_name == "<b>mine</b>"
+
+
+def test_compare_parameters_as_a_dataframe() -> None:
+    pytest.importorskip("pandas")
+    frame = compare_parameters(["base", "wider"]).to_dataframe()
+    assert list(frame.columns) == ["model", "trainable", "total"]
+    assert frame["trainable"].tolist() == [669_706, 1_557_330]
+    shaped = compare_parameters({"a": nn.Linear(2, 3)}, input_size=(1, 2)).to_dataframe()
+    assert list(shaped.columns) == ["model", "trainable", "total", "mult_adds"]
+    assert shaped["mult_adds"].tolist() == [6] and str(shaped["mult_adds"].dtype) == "int64"
+
+
+def test_compare_parameters_rejects_what_it_cannot_count() -> None:
+    from fmclassify.exceptions import ConfigError, UnknownModelError
+
+    with pytest.raises(TypeError, match=r"a list of registered model names such as "
+                                        r"\['base', 'deeper'\]; got 'base'"):
+        compare_parameters("base")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"str keys and torch.nn.Module values; got 'a': int"):
+        compare_parameters({"a": 3})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="at least one model"):
+        compare_parameters([])
+    with pytest.raises(ConfigError, match=r"a model name twice: \['base', 'base'\]"):
+        compare_parameters(["base", "base"])
+    with pytest.raises(UnknownModelError, match="bse"):
+        compare_parameters(["bse"])
+    with pytest.raises(ConfigError, match="input_size must be"):
+        compare_parameters(["bse"], input_size=(0,))  # checked before any model is built

@@ -54,8 +54,10 @@ from fmclassify.loggers import CSVLogger, LivePlot, TensorBoardLogger
 from fmclassify.lr_find import LRFinderResult, lr_find
 from fmclassify.models import MLP, CourseCNN
 from fmclassify.parameters import (
+    ParameterComparison,
     ParameterReport,
     ParameterRow,
+    compare_parameters,
     count_parameters,
     register_parameter_rule,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "LivePlot",
     "ModelSpec",
     "OutputError",
+    "ParameterComparison",
     "ParameterCountError",
     "ParameterReport",
     "ParameterRow",
@@ -113,6 +116,7 @@ __all__ = [
     "build_model",
     "compare_models",
     "compare_models_specs",
+    "compare_parameters",
     "convergence_study",
     "convergence_study_specs",
     "count_parameters",

@@ -61,6 +61,13 @@ import torch
 
 from fmclassify._checks import check_choice, check_int, check_lr
 from fmclassify._flow import LayerFlow, select_statistic
+from fmclassify._gradient_trace import (
+    check_state,
+    json_floats,
+    read_trace,
+    reduce_gradient,
+    skipped_counts,
+)
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
 
@@ -73,7 +80,6 @@ Statistic = Literal["mean", "mean_abs", "l2_norm"]
 FlowStatistic = Literal["mean", "mean_abs", "norm", "weight_norm", "update_ratio"]
 
 _STATISTICS = ("mean", "mean_abs", "l2_norm")
-_STATE_KEYS = ("statistic", "steps", "recorded", "names", "numels", "frozen", "present", "rows")
 
 
 class GradientTracer(CallbackBase):
@@ -182,10 +188,12 @@ class GradientTracer(CallbackBase):
             flow = self._flow.record(self._recorded, params, present, lrs)
         if present:
             if flow is not None and self.statistic == "mean":
-                sums = flow  # the flow's signed sums: the very reduction _reduce makes
+                sums = flow  # the flow's signed sums: the very reduction reduce_gradient makes
             else:
                 grads = [g for g in (params[i].grad for i in present) if g is not None]
-                sums = torch.stack([self._reduce(g, row.dtype).to(row.device) for g in grads])
+                sums = torch.stack(
+                    [reduce_gradient(g, self.statistic, row.dtype).to(row.device) for g in grads]
+                )
             if len(present) == len(params):
                 row.copy_(sums)
             else:
@@ -225,14 +233,6 @@ class GradientTracer(CallbackBase):
             )
         return params, buffer
 
-    def _reduce(self, grad: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Return the per-tensor sum the statistic pools: sum g, sum |g| or sum g**2."""
-        if self.statistic == "mean":
-            return grad.sum(dtype=dtype)
-        order = 1 if self.statistic == "mean_abs" else 2
-        norm: torch.Tensor = torch.linalg.vector_norm(grad, ord=order, dtype=dtype)
-        return norm if order == 1 else norm.square()
-
     # -- reading the trace --------------------------------------------------------------------
 
     def _materialize(self) -> _Trace:
@@ -241,31 +241,11 @@ class GradientTracer(CallbackBase):
         rows: list[list[float]] = []
         if self._buffer is not None:
             rows = self._buffer[: self._recorded].cpu().tolist()  # the one host sync
-        values = [
-            self._pool(row, present) for row, present in zip(rows, self._present, strict=True)
-        ]
-        per_layer: dict[str, list[float]] = {}
-        if self._per_layer:
-            for i, name in enumerate(self._names):
-                per_layer[name] = [
-                    self._finish(row[i], self._numels[i])
-                    if present is None or i in present
-                    else math.nan
-                    for row, present in zip(rows, self._present, strict=True)
-                ]
+        names = self._names if self._per_layer else None
+        values, per_layer = read_trace(rows, self._present, self._numels, self.statistic, names)
         flow = self._flow.read(self._recorded) if self._flow is not None else {}
         self._cache = (values, per_layer, rows, flow)
         return self._cache
-
-    def _pool(self, row: list[float], present: tuple[int, ...] | None) -> float:
-        idx = range(len(row)) if present is None else present
-        return self._finish(sum(row[i] for i in idx), sum(self._numels[i] for i in idx))
-
-    def _finish(self, total: float, count: int) -> float:
-        """Turn a pooled sum over ``count`` entries into the statistic."""
-        if self.statistic == "l2_norm":
-            return math.sqrt(total) if total >= 0 else math.nan
-        return total / count if count else math.nan
 
     @property
     def values(self) -> list[float]:
@@ -310,14 +290,7 @@ class GradientTracer(CallbackBase):
     @property
     def skipped_parameters(self) -> dict[str, int]:
         """Parameter name -> recorded steps it contributed nothing to (frozen or no grad)."""
-        skipped = {name: self._recorded for name in self._frozen}
-        for present in self._present:
-            if present is None:
-                continue
-            for i, name in enumerate(self._names):
-                if i not in present:
-                    skipped[name] = skipped.get(name, 0) + 1
-        return skipped
+        return skipped_counts(self._names, self._frozen, self._present, self._recorded)
 
     @property
     def trainable_entries(self) -> int:
@@ -354,19 +327,7 @@ class GradientTracer(CallbackBase):
             If the state belongs to a tracer with another ``statistic`` or ``steps``, or is
             not a GradientTracer state.
         """
-        missing = [k for k in _STATE_KEYS if k not in state]
-        if missing:
-            raise ConfigError(
-                f"GradientTracer state is missing {', '.join(missing)}; "
-                "pass a dict written by GradientTracer.state_dict()"
-            )
-        theirs = {**state, "per_layer": bool(state.get("per_layer", False))}
-        for key in ("statistic", "steps", "per_layer"):
-            if theirs[key] != (self._per_layer if key == "per_layer" else getattr(self, key)):
-                raise ConfigError(
-                    f"GradientTracer state has {key}={theirs[key]!r} but this tracer has "
-                    f"{key}={self.config()[key]!r}; build the tracer with the same settings"
-                )
+        check_state(state, self.config())
         self._reset()
         self._names, self._frozen = list(state["names"]), list(state["frozen"])
         self._numels = [int(n) for n in state["numels"]]
@@ -388,29 +349,17 @@ class GradientTracer(CallbackBase):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the trace as a JSON-ready dict; non-finite values become None."""
-        per_layer = self.per_layer_values
         return {
             "format": "fmclassify.gradients/1",
             "statistic": self.statistic,
             "steps": self.steps,
             "steps_recorded": self.steps_recorded,
-            "values": [_finite_or_none(v) for v in self.values],
+            "values": json_floats(self.values),
             "nonfinite_steps": self.nonfinite_steps,
             "skipped_parameters": self.skipped_parameters,
             "trainable_entries": self.trainable_entries,
-            "per_layer": (
-                {k: [_finite_or_none(v) for v in vs] for k, vs in per_layer.items()}
-                if self._per_layer
-                else None
-            ),
-            "per_layer_stats": (
-                {
-                    name: {s: [_finite_or_none(v) for v in vs] for s, vs in stats.items()}
-                    for name, stats in self.per_layer.items()
-                }
-                if self._per_layer
-                else None
-            ),
+            "per_layer": json_floats(self.per_layer_values) if self._per_layer else None,
+            "per_layer_stats": json_floats(self.per_layer) if self._per_layer else None,
         }
 
     def plot(self, *, title: str | None = None) -> Any:
@@ -489,7 +438,3 @@ class GradientTracer(CallbackBase):
 _Trace = tuple[
     list[float], dict[str, list[float]], list[list[float]], dict[str, dict[str, list[float]]]
 ]
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

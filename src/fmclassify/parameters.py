@@ -31,145 +31,40 @@ row's output shape and multiply-adds, and the pass's total. Multiply-adds are FL
 and attention only (``Linear(n, m)``: ``n*m`` per sample; ``Conv2d``: ``H'*W'*k*m*n*(d/g)``);
 bias additions, batch norm, activations and pooling count 0. They grow with the batch size.
 Without ``input_size`` there is no forward pass and the table is the static one.
+
+Several models
+--------------
+:func:`compare_parameters` counts several models in one call (registered names, or a mapping of
+names to modules) and shows their totals side by side, one row per model; each model's full
+report is kept in :attr:`ParameterComparison.reports`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
 
 from fmclassify._frames import frame
+from fmclassify._parameter_walk import ParameterRow, ParameterWalk
 from fmclassify._profile import check_input_size, profile_forward
-from fmclassify._rules import Formula, find_parameter_rule, register_parameter_rule, shape_formula
+from fmclassify._rules import Formula, register_parameter_rule
 from fmclassify._tables import Table, to_html, to_markdown, to_text
-from fmclassify.exceptions import ParameterCountError
+from fmclassify.exceptions import ConfigError, ParameterCountError
+from fmclassify.registry import build_model
 
 __all__ = [
     "Formula",
+    "ParameterComparison",
     "ParameterReport",
     "ParameterRow",
+    "compare_parameters",
     "count_parameters",
     "register_parameter_rule",
 ]
-
-RowStatus = Literal["checked", "mismatch", "no rule", "tensor"]
-Trainability = Literal["yes", "no", "partial"]
-
-_RNN_NOTE = (
-    "LSTM/GRU/RNN: PyTorch keeps two bias vectors per gate (b_ih and b_hh), so its count has "
-    "2*G*h biases per layer and direction where textbooks and Keras's LSTM and SimpleRNN have "
-    "G*h (Keras's GRU with reset_after=True, its default, has two like PyTorch)."
-)
-_BN_NOTE = (
-    "Batch norm: PyTorch counts gamma and beta (2*C) as parameters; its running mean and "
-    "variance are buffers. Keras's summary lists those as non-trainable parameters (4*C in "
-    "all), so Keras shows 2*C more per batch-norm layer."
-)
-
-
-@dataclass(frozen=True)
-class ParameterRow:
-    """One module that owns parameters (or one parameter held directly), as a table row.
-
-    Parameters
-    ----------
-    name : str
-        Qualified name (``"layer1.0"``, ``"encoder.pos_embedding"``); ``""`` for the model
-        itself.
-    layer_type : str
-        The module's class name, or ``"Parameter"`` for a directly held tensor.
-    formula : Formula or None
-        The analytic formula; ``None`` when no rule covers the layer.
-    numel : int
-        Elements PyTorch allocated for the parameters this row covers (tied ones included).
-    counted : int
-        Elements this row adds to the report's ``total`` (tied parameters add nothing again).
-    trainable : int
-        Elements this row adds to the report's ``trainable``.
-    requires_grad : {"yes", "no", "partial"}
-        Whether the row's parameters train: all, none, or some.
-    status : {"checked", "mismatch", "no rule", "tensor"}
-        How the count was established; see the module documentation.
-    params : tuple of str
-        Qualified names of the parameters the row covers.
-    shared : tuple of (str, str)
-        ``(parameter, first owner)`` for each parameter tied to one counted earlier.
-    frozen : tuple of str
-        Qualified names of the row's parameters that do not require gradients.
-    output_shape : tuple of int or None
-        The shape of the layer's output in the forward pass of ``count_parameters(...,
-        input_size=...)`` (batch first); None without one, or if the layer was not called.
-    mult_adds : int or None
-        The layer's multiply-adds in that pass (see the module documentation); None likewise.
-
-    Examples
-    --------
-    >>> import fmclassify as fmc
-    >>> row = fmc.count_parameters(fmc.build_model("deeper")).rows[0]
-    >>> row.name, row.layer_type, row.numel
-    ('layer1.0', 'Conv2d', 320)
-    """
-
-    name: str
-    layer_type: str
-    formula: Formula | None
-    numel: int
-    counted: int
-    trainable: int
-    requires_grad: Trainability
-    status: RowStatus
-    params: tuple[str, ...] = ()
-    shared: tuple[tuple[str, str], ...] = ()
-    frozen: tuple[str, ...] = ()
-    output_shape: tuple[int, ...] | None = None
-    mult_adds: int | None = None
-
-    @property
-    def analytic(self) -> int | None:
-        """The count the formula gives, or ``None`` without one."""
-        return None if self.formula is None else self.formula.count
-
-    @property
-    def formula_text(self) -> str:
-        """The formula line, e.g. ``((m*n*d)+1)*k = ((3*3*1)+1)*32 = 320``."""
-        return "(no analytic rule)" if self.formula is None else self.formula.text
-
-    @property
-    def check(self) -> str:
-        """A short verdict for the table: ok, mismatch, no rule, tied and frozen parts."""
-        words = {"checked": "ok", "tensor": "tensor (shape)", "no rule": "no rule"}
-        parts = [words.get(self.status, f"MISMATCH: rule {self.analytic} != numel {self.numel}")]
-        parts += [f"{p.rsplit('.', 1)[-1]} shared with {first}" for p, first in self.shared]
-        if self.requires_grad == "no":
-            parts.append("frozen")
-        elif self.requires_grad == "partial":
-            parts.append(
-                "partial: " + ", ".join(p.rsplit(".", 1)[-1] for p in self.frozen) + " frozen"
-            )
-        return "; ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the row as JSON-ready plain data."""
-        return {
-            "name": self.name,
-            "type": self.layer_type,
-            "formula": self.formula_text if self.formula is not None else None,
-            "symbolic": None if self.formula is None else self.formula.symbolic,
-            "substituted": None if self.formula is None else self.formula.substituted,
-            "analytic": self.analytic,
-            "numel": self.numel,
-            "counted": self.counted,
-            "trainable": self.trainable,
-            "requires_grad": self.requires_grad,
-            "status": self.status,
-            "params": list(self.params),
-            "shared": {p: first for p, first in self.shared},
-        }
 
 
 @dataclass(frozen=True)
@@ -355,169 +250,6 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-class _Walk:
-    """The state of one count: parameters seen so far (for ties), rows, rules used."""
-
-    def __init__(self) -> None:
-        self.first_owner: dict[int, str] = {}
-        self.rows: list[ParameterRow] = []
-        self.symbols: list[str] = []
-        self.reparametrized: dict[str, str] = {}  # layer name -> why its rule could not apply
-
-    def add_row(
-        self,
-        name: str,
-        layer_type: str,
-        formula: Formula | None,
-        status: RowStatus,
-        params: list[tuple[str, nn.Parameter]],
-    ) -> None:
-        counted = trainable = 0
-        shared: list[tuple[str, str]] = []
-        for qualified, p in params:
-            first = self.first_owner.setdefault(id(p), qualified)
-            if first != qualified:
-                shared.append((qualified, first))
-                continue
-            counted += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-        frozen = tuple(q for q, p in params if not p.requires_grad)
-        grad: Trainability = (
-            "no" if len(frozen) == len(params) else ("partial" if frozen else "yes")
-        )
-        numel = sum(p.numel() for _, p in params)
-        if formula is not None and status == "checked" and formula.count != numel:
-            status = "mismatch"
-        self.rows.append(
-            ParameterRow(
-                name=name,
-                layer_type=layer_type,
-                formula=formula,
-                numel=numel,
-                counted=counted,
-                trainable=trainable,
-                requires_grad=grad,
-                status=status,
-                params=tuple(q for q, _ in params),
-                shared=tuple(shared),
-                frozen=frozen,
-            )
-        )
-
-    def add_tensors(self, prefix: str, params: dict[str, nn.Parameter]) -> None:
-        for local, p in params.items():
-            q = prefix + local
-            self.add_row(q, "Parameter", shape_formula(tuple(p.shape)), "tensor", [(q, p)])
-
-    def visit(self, name: str, module: nn.Module) -> None:
-        direct = dict(module.named_parameters(recurse=False, remove_duplicate=False))
-        if not direct:
-            return
-        _require_initialized(name, module, direct)
-        prefix, kind = (f"{name}." if name else ""), type(module).__name__
-        rule = find_parameter_rule(type(module))
-        formula = None if rule is None else _apply(rule, name, module)
-        if formula is not None and not set(formula.params or ()) <= direct.keys():
-            # Reparametrized (weight_norm, spectral_norm): the tensors the rule counts are gone.
-            absent = ", ".join(sorted(set(formula.params or ()) - direct.keys()))
-            self.reparametrized[name] = (
-                f"Layer {name or '(model)'!r} ({kind}) is reparametrized (e.g. by weight_norm): "
-                f"it holds no parameter {absent}, so its rule does not apply and its tensors "
-                "are counted from numel."
-            )
-            formula = None
-        if formula is None:
-            if any(True for _ in module.children()):  # a container: its own tensors are free
-                self.add_tensors(prefix, direct)
-            else:
-                qualified = [(prefix + k, p) for k, p in direct.items()]
-                self.add_row(name, kind, None, "no rule", qualified)
-            return
-        summary = _summary_line(rule)
-        if summary and summary not in self.symbols:
-            self.symbols.append(summary)
-        covered = set(direct if formula.params is None else formula.params)
-        owned = [(prefix + k, p) for k, p in direct.items() if k in covered]
-        self.add_row(name, kind, formula, "checked", owned)
-        # Tensors the rule does not know of, e.g. a subclass of Linear that adds its own.
-        self.add_tensors(prefix, {k: p for k, p in direct.items() if k not in covered})
-
-
-def _require_initialized(name: str, module: nn.Module, direct: dict[str, nn.Parameter]) -> None:
-    for local, p in direct.items():
-        if isinstance(p, UninitializedParameter):
-            raise ParameterCountError(
-                f"layer {name or '(model)'!r} ({type(module).__name__}) is a lazy module "
-                f"whose parameter {local!r} is not initialized yet; run one forward pass "
-                "with a sample batch first (e.g. model(torch.zeros(1, 1, 28, 28))), "
-                "then count again"
-            )
-
-
-def _apply(rule: Any, name: str, module: nn.Module) -> Formula:
-    kind = type(module).__name__
-    try:
-        formula = rule(module)
-    except Exception as exc:  # a broken rule must say which rule and which layer
-        raise ParameterCountError(
-            f"the parameter rule {getattr(rule, '__qualname__', rule)!r} failed on layer "
-            f"{name or '(model)'!r} ({kind}): {type(exc).__name__}: {exc}; fix it, or replace "
-            f"it with register_parameter_rule({kind}, override=True)"
-        ) from exc
-    if not isinstance(formula, Formula):
-        raise ParameterCountError(
-            f"the parameter rule for {kind} returned {type(formula).__name__}, not a Formula"
-        )
-    return formula
-
-
-def _summary_line(rule: Any) -> str:
-    doc = getattr(rule, "__doc__", None) or ""
-    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
-
-
-def _notes(model: nn.Module, rows: Iterable[ParameterRow], walk: _Walk) -> list[str]:
-    rows = list(rows)
-    notes: list[str] = list(walk.reparametrized.values())
-    buffers = list(model.named_buffers())
-    if buffers:
-        kinds = sorted({n.rsplit(".", 1)[-1] for n, _ in buffers})
-        values = sum(b.numel() for _, b in buffers)
-        notes.append(
-            f"Buffers are not parameters and are not counted: {len(buffers)} buffers, "
-            f"{values:,} values ({', '.join(kinds)})."
-        )
-    modules = list(model.modules())
-    empty = [
-        type(m).__name__
-        for m in modules
-        if not any(True for _ in m.children()) and not any(True for _ in m.parameters())
-    ]
-    if empty:
-        notes.append(
-            f"Layers without parameters count 0 and have no row: {', '.join(dict.fromkeys(empty))}."
-        )
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for m in modules):
-        notes.append(_BN_NOTE)
-    if any(isinstance(m, nn.RNNBase) and m.bias for m in modules):
-        notes.append(_RNN_NOTE)
-    missing = [r for r in rows if r.status == "no rule" and r.name not in walk.reparametrized]
-    if missing:
-        types = sorted({r.layer_type for r in missing})
-        notes.append(
-            f"{len(missing)} layer(s) have no analytic rule and were counted from numel: "
-            f"{', '.join(r.name or '(model)' for r in missing)}; add one with "
-            f"@register_parameter_rule({types[0]})."
-        )
-    for r in rows:
-        if r.status == "mismatch":
-            notes.append(
-                f"MISMATCH in layer {r.name or '(model)'!r} ({r.layer_type}): the rule gives "
-                f"{r.analytic:,} ({r.formula_text}) but PyTorch allocated {r.numel:,}."
-            )
-    return notes
-
-
 def count_parameters(
     model: nn.Module,
     *,
@@ -574,7 +306,7 @@ def count_parameters(
     if not isinstance(model, nn.Module):
         raise TypeError(f"count_parameters needs a torch.nn.Module, got {type(model).__name__}")
     shape = None if input_size is None else check_input_size(input_size)
-    walk = _Walk()
+    walk = ParameterWalk()
     for module_name, module in model.named_modules(remove_duplicate=False):
         walk.visit(module_name, module)
     rows = tuple(walk.rows)
@@ -609,10 +341,149 @@ def count_parameters(
         total=total,
         trainable=trainable,
         non_trainable=total - trainable,
-        notes=tuple(_notes(model, rows, walk)),
+        notes=tuple(walk.notes(model, rows)),
         symbols=tuple(walk.symbols),
         model_name=name or str(getattr(model, "fmclassify_name", "") or type(model).__name__),
         model_type=type(model).__name__,
         input_size=shape,
         total_mult_adds=total_mult_adds,
     )
+
+
+@dataclass(frozen=True)
+class ParameterComparison:
+    """Several models' parameter totals side by side, as :func:`compare_parameters` returns.
+
+    Parameters
+    ----------
+    reports : dict of str to ParameterReport
+        Model name -> its full per-layer report, in the order the models were given.
+    input_size : tuple of int or None
+        The input shape the multiply-adds were measured with; None (no Mult-adds column).
+
+    Examples
+    --------
+    >>> table = compare_parameters(["base", "wider"])
+    >>> table.reports["wider"].trainable
+    1557330
+    """
+
+    reports: dict[str, ParameterReport]
+    input_size: tuple[int, ...] | None = None
+
+    def _table(self) -> Table:
+        header = ["Model", "Trainable", "Total"]
+        rows = [[name, f"{r.trainable:,}", f"{r.total:,}"] for name, r in self.reports.items()]
+        if self.input_size is not None:
+            header.append("Mult-adds")
+            for row, report in zip(rows, self.reports.values(), strict=True):
+                mult_adds = report.total_mult_adds
+                row.append("-" if mult_adds is None else f"{mult_adds:,}")
+        shape = "" if self.input_size is None else f", input {_shape_text(self.input_size)}"
+        return Table(header, rows, right=frozenset(range(1, len(header))),
+                     title=f"Parameters per model{shape}")
+
+    def __str__(self) -> str:
+        return to_text(self._table())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return to_html(self._table())
+
+    def to_markdown(self) -> str:
+        """Return the table as GitHub-flavoured Markdown."""
+        return to_markdown(self._table())
+
+    def to_dataframe(self) -> Any:
+        """The table as a :class:`pandas.DataFrame`, one row per model, in the order given.
+
+        Needs pandas, the optional extra ``fmclassify[pandas]``. Columns: ``model``, then
+        ``trainable`` and ``total`` (int64 element counts, as :class:`ParameterReport`); with
+        ``input_size``, also ``mult_adds`` (int64, the whole forward pass's).
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
+        """
+        columns: dict[str, str | None] = {"model": None, "trainable": "int64", "total": "int64"}
+        if self.input_size is not None:
+            columns["mult_adds"] = "int64"
+        rows = [{"model": name, "trainable": r.trainable, "total": r.total,
+                 "mult_adds": r.total_mult_adds} for name, r in self.reports.items()]
+        return frame(rows, columns, what="ParameterComparison.to_dataframe")
+
+
+def compare_parameters(
+    models: Mapping[str, nn.Module] | Sequence[str],
+    *,
+    input_size: Sequence[int] | None = None,
+) -> ParameterComparison:
+    """Count several models' parameters in one call: a table of their totals.
+
+    Each model is counted by :func:`count_parameters`; its full report stays at hand in
+    :attr:`ParameterComparison.reports`.
+
+    Parameters
+    ----------
+    models : mapping of str to torch.nn.Module, or sequence of str
+        Name -> model; or registered model names (``["base", "deeper", "wider"]``), each built
+        with :func:`fmclassify.build_model` and its defaults (Fashion-MNIST's shape).
+    input_size : sequence of int, optional
+        An input shape, batch first, as :func:`count_parameters` takes it: with it the table
+        has each model's multiply-adds for one forward pass of that shape.
+
+    Returns
+    -------
+    ParameterComparison
+        ``str(table)`` is the table: model, trainable, total (and mult-adds).
+
+    Raises
+    ------
+    TypeError
+        If ``models`` is neither a mapping of names to modules nor a sequence of names.
+    ConfigError
+        If ``models`` is empty, repeats a name, or ``input_size`` is invalid.
+    UnknownModelError
+        If a name is not registered.
+    ParameterCountError
+        As :func:`count_parameters`.
+
+    Examples
+    --------
+    >>> print(compare_parameters(["base", "deeper", "wider"]))
+    Parameters per model
+    Model   Trainable      Total
+    base      669,706    669,706
+    deeper  1,475,338  1,475,338
+    wider   1,557,330  1,557,330
+    >>> import torch
+    >>> table = compare_parameters({"tiny": torch.nn.Linear(784, 10)}, input_size=(1, 784))
+    >>> table.to_markdown().splitlines()[-1]
+    '| tiny | 7,850 | 7,850 | 7,840 |'
+    """
+    shape = None if input_size is None else check_input_size(input_size)  # before any work
+    if isinstance(models, Mapping):
+        if not all(isinstance(k, str) and isinstance(m, nn.Module) for k, m in models.items()):
+            raise TypeError(
+                "compare_parameters needs str keys and torch.nn.Module values; got "
+                + ", ".join(f"{k!r}: {type(m).__name__}" for k, m in models.items())
+            )
+        named = dict(models)
+    elif (isinstance(models, Sequence) and not isinstance(models, str)
+          and all(isinstance(name, str) for name in models)):
+        if len(set(models)) != len(models):
+            raise ConfigError(f"compare_parameters got a model name twice: {list(models)}")
+        named = {name: build_model(name) for name in models}
+    else:
+        raise TypeError(
+            "compare_parameters needs a mapping of names to torch.nn.Module, or a list of "
+            f"registered model names such as ['base', 'deeper']; got {models!r}"
+        )
+    if not named:
+        raise ConfigError("compare_parameters needs at least one model; got none")
+    reports = {name: count_parameters(model, name=name, input_size=shape)
+               for name, model in named.items()}
+    return ParameterComparison(reports=reports, input_size=shape)
