@@ -72,6 +72,8 @@ CLI_CAPTURES = {
     "train-help": ["train", "--help"],
     "assignment-help": ["assignment", "--help"],
     "sweep-help": ["sweep", "--help"],
+    "course-help": ["course", "--help"],
+    "courses": ["courses"],
     "models": ["models"],
     "params-deeper": ["params", "deeper"],
 }
