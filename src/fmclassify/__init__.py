@@ -48,7 +48,7 @@ from fmclassify.experiments import (
     lr_sweep_specs,
 )
 from fmclassify.gradients import GradientTracer
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 from fmclassify.interpret import Interpretation, interpret
 from fmclassify.loggers import CSVLogger, LivePlot, TensorBoardLogger
 from fmclassify.lr_find import LRFinderResult, lr_find
@@ -77,6 +77,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ConvergenceDetector",
+    "ConvergenceVerdict",
     "CorruptDataError",
     "CourseCNN",
     "DataError",
