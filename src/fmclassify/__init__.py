@@ -38,6 +38,7 @@ from fmclassify.executors import DataRef
 from fmclassify.experiments import (
     ExperimentResult,
     RunOptions,
+    SummaryRow,
     compare_models,
     compare_models_specs,
     convergence_study,
@@ -104,6 +105,7 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "RunStore",
+    "SummaryRow",
     "TensorBoardLogger",
     "Trainer",
     "TrainingInterrupted",
