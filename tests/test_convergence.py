@@ -13,7 +13,7 @@ import torch
 from fmclassify.callbacks import RunContext
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.exceptions import ConfigError
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 
 
 def feed(det: ConvergenceDetector, values: list[float]) -> list[bool]:
@@ -299,8 +299,10 @@ def test_adapter_stops_the_run_as_converged() -> None:
     assert run.stop_requested and run.stop_status == "converged"
     assert run.history.status == "converged" and run.history.epochs_trained == 4
     assert run.history.reason == det.reason
-    assert run.history.metadata["converged_epoch"] == 4
+    assert run.history.convergence == ConvergenceVerdict(4, 4, det.reason)
     assert run.history.describe_status() == "converged at epoch 4"
+    # the metadata mirror, for code that reads the verdict there
+    assert run.history.metadata["converged_epoch"] == 4
     assert "not_converged_within" not in run.history.metadata
 
 
@@ -310,7 +312,9 @@ def test_adapter_with_stop_false_keeps_converged_epoch_apart_from_the_end() -> N
     drive(det, run, [0.70, 0.80, 0.8005, 0.8008, 0.8009, 0.8010])
     assert not run.stop_requested
     assert run.history.epochs_trained == 6 and det.epochs_seen == 6
-    assert det.converged_epoch == 4 and run.history.metadata["converged_epoch"] == 4
+    assert det.converged_epoch == 4 and run.history.convergence == det.verdict
+    assert det.verdict.epoch == 4 and det.verdict.epochs_watched == 6
+    assert run.history.metadata["converged_epoch"] == 4
 
 
 def test_adapter_reports_not_converged_within_the_budget() -> None:
@@ -319,6 +323,7 @@ def test_adapter_reports_not_converged_within_the_budget() -> None:
     drive(det, run, [0.5, 0.6, 0.7, 0.8, 0.9])
     assert not det.converged
     assert det.reason.startswith("not converged within 5 epochs")
+    assert run.history.convergence == ConvergenceVerdict(None, 5, det.reason)
     assert run.history.metadata["not_converged_within"] == 5
     assert run.history.describe_status() == "not converged within 5"
 
@@ -330,6 +335,7 @@ def test_adapter_on_a_diverged_run() -> None:
     drive(det, run, [0.80, 0.80, 0.80], status="diverged")  # converged at 2, then diverged
     assert not det.converged and det.converged_epoch is None
     assert det.reason == "the run diverged at epoch 4; a diverged run never counts as converged"
+    assert run.history.convergence == ConvergenceVerdict(None, 3, det.reason)
     assert "converged_epoch" not in run.history.metadata
     assert "not_converged_within" not in run.history.metadata
 
@@ -359,6 +365,8 @@ def test_restore_best_loads_the_best_epochs_weights() -> None:
     assert det.best_epoch == 2 and det.restored_epoch == 2
     for p in run.model.parameters():
         torch.testing.assert_close(p.detach(), torch.full_like(p, 2.0))
+    assert run.history.convergence is not None
+    assert run.history.convergence.restored_best_epoch == 2
     assert run.history.metadata["restored_best_epoch"] == 2
 
 
@@ -429,3 +437,35 @@ def test_copy_of_detector_is_independent() -> None:
     twin = copy.deepcopy(det)
     feed(twin, [0.8])
     assert twin.converged and not det.converged
+
+
+def test_a_trainer_run_keeps_the_verdict_typed_and_through_its_json(tiny_data, tmp_path) -> None:
+    from fmclassify.registry import build_model
+    from fmclassify.training import Trainer
+
+    det = ConvergenceDetector(threshold=0.05, patience=1)
+    model = build_model("base", num_classes=4, image_size=8, seed=0)
+    history = Trainer(model, lr=0.5, epochs=4, batch_size=32, callbacks=[det],
+                      progress=False).fit(*tiny_data)
+    assert history.status == "converged"
+    assert history.convergence == det.verdict
+    assert history.convergence.epoch == det.converged_epoch == history.epochs_trained
+    assert history.convergence.reason == history.reason  # the sentence the run stopped with
+    assert History.from_json(history.to_json(tmp_path / "h.json")) == history
+
+
+@pytest.mark.xfail(strict=True, reason="Trainer._restore copies the saved History's metadata "
+                   "but not its convergence verdict (training.py; remove this mark once it does)")
+def test_resuming_a_run_that_had_converged_keeps_its_verdict(tiny_data, tmp_path) -> None:
+    from fmclassify.registry import build_model
+    from fmclassify.training import Trainer
+
+    def fit(resume: bool) -> History:
+        det = ConvergenceDetector(threshold=0.05, patience=1)
+        model = build_model("base", num_classes=4, image_size=8, seed=0)
+        return Trainer(model, lr=0.5, epochs=4, batch_size=32, callbacks=[det], progress=False,
+                       checkpoint=tmp_path / "run.ckpt").fit(*tiny_data, resume=resume)
+
+    first = fit(resume=False)
+    again = fit(resume=True)  # the checkpoint holds an ended run: nothing trains
+    assert again.status == "converged" and again.convergence == first.convergence

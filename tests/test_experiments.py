@@ -79,7 +79,7 @@ def test_convergence_study_reports_each_lr(data):
                                 batch_size=32)
     rows = {r["lr"]: r for r in res.table()}
     assert rows[0.5]["status"].startswith("converged at epoch")
-    assert rows[0.5]["converged_epoch"] == res.runs[0].history.metadata["converged_epoch"]
+    assert rows[0.5]["converged_epoch"] == res.runs[0].history.convergence.epoch
     # lr 1e-5 barely moves the weights: its accuracy stops changing at once (slow, not unstable)
     assert rows[1e-5]["status"] == "converged at epoch 2"  # epoch 1 has no previous epoch
     assert "Converged at epoch" in res.to_markdown()

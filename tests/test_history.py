@@ -6,11 +6,12 @@ import math
 
 import pytest
 
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 
 
-def make(accs, status="completed", losses=None, **meta):
-    h = History(metadata={"model": "base", "lr": 0.1, "num_classes": 10, **meta}, status=status)
+def make(accs, status="completed", losses=None, convergence=None, **meta):
+    h = History(metadata={"model": "base", "lr": 0.1, "num_classes": 10, **meta}, status=status,
+                convergence=convergence)
     h.append(EpochRecord(0, None, 2.3, 0.1, 0.0))
     losses = losses or [1.0 / i for i in range(1, len(accs) + 1)]
     for i, (a, loss) in enumerate(zip(accs, losses, strict=True), 1):
@@ -41,7 +42,8 @@ def test_epochs_must_increase():
 
 
 def test_json_round_trip_is_exact(tmp_path):
-    h = make([0.8, 0.85], converged_epoch=2, versions={"torch": "x"})
+    h = make([0.8, 0.85], versions={"torch": "x"})
+    h.record_convergence(ConvergenceVerdict(2, 2, "converged at epoch 2: ...", 1))
     h.reason = "why"
     path = h.to_json(tmp_path / "sub" / "h.json")
     back = History.from_json(path)
@@ -83,13 +85,16 @@ def test_describe_status():
     d = make([0.8], status="diverged")
     d.diverged_epoch = 2
     assert d.describe_status() == "diverged at epoch 2"
-    assert make([0.8, 0.81], status="converged", converged_epoch=2).describe_status() == (
-        "converged at epoch 2")
-    assert make([0.8, 0.81], not_converged_within=2).describe_status() == (
+    assert make([0.8, 0.81], status="converged",
+                convergence=ConvergenceVerdict(2, 2)).describe_status() == "converged at epoch 2"
+    assert make([0.8, 0.81], convergence=ConvergenceVerdict(None, 2)).describe_status() == (
         "not converged within 2")
+    assert make([0.8, 0.81], convergence=ConvergenceVerdict(1, 2)).describe_status() == (
+        "completed")  # converged at 1 without stopping (stop=False): the run went on
     assert make([0.1, 0.12, 0.1], losses=[2.5, 2.3, 2.3]).describe_status() == (
         "completed (unstable)")
-    dead = make([0.1, 0.1, 0.1], losses=[3.1, 2.31, 2.31], status="converged", converged_epoch=3)
+    dead = make([0.1, 0.1, 0.1], losses=[3.1, 2.31, 2.31], status="converged",
+                convergence=ConvergenceVerdict(3, 3))
     assert dead.describe_status() == "converged at epoch 3 (unstable)"
 
 
@@ -229,3 +234,82 @@ def test_raw_columns_appear_in_the_table_csv_and_dataframe_only_with_ema(tmp_pat
     assert list(frame["raw_test_accuracy"]) == [0.1, 0.78, 0.84]
     assert frame["raw_test_loss"].dtype == "float64" and "raw_val_loss" not in frame.columns
     assert "raw_test_accuracy" not in make([0.8]).to_dataframe().columns
+
+
+# -- the convergence verdict: typed, and read from files written before it was ---------------
+
+#: A History file as fmclassify wrote it before the verdict was typed (History.to_dict then):
+#: a ConvergenceDetector's verdict in the metadata, no "convergence" entry.
+OLD_CONVERGED = {
+    "format": "fmclassify.history/1",
+    "status": "converged",
+    "reason": "converged at epoch 2: test_accuracy changed by less than 0.05 from the previous "
+              "epoch for one epoch",
+    "diverged_epoch": None,
+    "metadata": {"model": "base", "lr": 0.5, "epochs": 4, "seed": 0, "num_classes": 4,
+                 "converged_epoch": 2},
+    "records": [
+        {"epoch": 0, "train_loss": None, "test_loss": 1.39, "test_accuracy": 0.25,
+         "seconds": 0.0, "lr": None, "val_loss": None, "val_accuracy": None},
+        {"epoch": 1, "train_loss": 0.71, "test_loss": 0.05, "test_accuracy": 1.0,
+         "seconds": 0.01, "lr": 0.5, "val_loss": None, "val_accuracy": None},
+        {"epoch": 2, "train_loss": 0.03, "test_loss": 0.01, "test_accuracy": 1.0,
+         "seconds": 0.01, "lr": 0.5, "val_loss": None, "val_accuracy": None},
+    ],
+}
+
+
+def old_file(tmp_path, status="completed", **metadata):
+    """An old-format History file; ``metadata`` replaces the verdict keys."""
+    data = json.loads(json.dumps(OLD_CONVERGED))
+    meta = {k: v for k, v in data["metadata"].items() if k != "converged_epoch"}
+    data.update(status=status, metadata={**meta, **metadata})
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def test_an_old_file_reads_its_verdict_from_the_metadata(tmp_path):
+    converged = History.from_json(old_file(tmp_path, "converged", converged_epoch=2))
+    assert converged.convergence == ConvergenceVerdict(epoch=2, epochs_watched=2)
+    assert converged.describe_status() == "converged at epoch 2"
+    assert converged.metadata["converged_epoch"] == 2  # the metadata is left as it was
+    within = History.from_json(old_file(tmp_path, not_converged_within=2, restored_best_epoch=1))
+    assert within.convergence == ConvergenceVerdict(None, 2, restored_best_epoch=1)
+    assert within.describe_status() == "not converged within 2"
+    assert History.from_json(old_file(tmp_path)).convergence is None  # no detector watched
+
+
+def test_the_verdict_round_trips_and_none_stays_none(tmp_path):
+    h = History.from_json(old_file(tmp_path, "converged", converged_epoch=2))
+    h.record_convergence(ConvergenceVerdict(2, 2, "converged at epoch 2: ..."))
+    path = h.to_json(tmp_path / "new.json")
+    assert json.loads(path.read_text())["convergence"] == {
+        "epoch": 2, "epochs_watched": 2, "reason": "converged at epoch 2: ...",
+        "restored_best_epoch": None}
+    assert History.from_json(path) == h
+    # a file of today with no verdict has none, whatever its metadata holds
+    h.convergence = None
+    assert History.from_json(h.to_json(tmp_path / "none.json")).convergence is None
+
+
+def test_record_convergence_mirrors_the_verdict_into_the_metadata():
+    h = make([0.8, 0.81], status="converged")
+    h.record_convergence(ConvergenceVerdict(2, 2, restored_best_epoch=2))
+    assert h.metadata["converged_epoch"] == 2 and h.metadata["restored_best_epoch"] == 2
+    h.status = "diverged"
+    h.record_convergence(ConvergenceVerdict(None, 2))  # a diverged run never converged
+    assert not set(h.metadata) & {"converged_epoch", "not_converged_within",
+                                  "restored_best_epoch"}
+    h.status = "completed"
+    h.record_convergence(ConvergenceVerdict(None, 2))
+    assert h.metadata["not_converged_within"] == 2 and "converged_epoch" not in h.metadata
+    h.record_convergence(None)
+    assert h.convergence is None and "not_converged_within" not in h.metadata
+
+
+def test_a_malformed_verdict_is_a_value_error():
+    data = make([0.8]).to_dict()
+    data["convergence"] = {"epoch": 1}
+    with pytest.raises(ValueError, match="malformed convergence verdict in history"):
+        History.from_dict(data)

@@ -86,8 +86,11 @@ ALLOWED = {
     "__main__": {"cli"},
     "runs": {"_checks", "convergence", "exceptions", "executors", "gradients", "history",
              "registry", "runspec", "training"},
-    "experiments": {"_checks", "_frames", "_io", "convergence", "data", "exceptions",
-                    "executors", "gradients", "history", "runs", "_tables", "plotting"},
+    "_summaries": {"history", "runspec"},
+    "results": {"_checks", "_frames", "_io", "_summaries", "_tables", "exceptions", "history",
+                "plotting", "runspec"},
+    "experiments": {"_checks", "convergence", "data", "exceptions", "executors", "gradients",
+                    "results", "runs"},
     # the course package: a course's parts first, then the runner, then the first course
     "course.budget": {"_checks", "data", "exceptions"},  # data: annotations only
     "course.document": {"_io", "_tables"},

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from fmclassify.exceptions import ConfigError
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 from fmclassify.plotting import plot_comparison, plot_gradients, plot_history
 
 
@@ -79,7 +79,7 @@ def test_plot_history_marks_divergence() -> None:
 
 def test_plot_history_marks_convergence() -> None:
     h = make_history(status="converged")
-    h.metadata["converged_epoch"] = 2
+    h.convergence = ConvergenceVerdict(epoch=2, epochs_watched=2)
     fig = plot_history(h)
     marks = [ln for ln in fig.axes[1].get_lines() if ln.get_label() == "converged at epoch 2"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [2, 2]

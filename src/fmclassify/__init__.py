@@ -38,6 +38,7 @@ from fmclassify.executors import DataRef
 from fmclassify.experiments import (
     ExperimentResult,
     RunOptions,
+    SummaryRow,
     compare_models,
     compare_models_specs,
     convergence_study,
@@ -48,7 +49,7 @@ from fmclassify.experiments import (
     lr_sweep_specs,
 )
 from fmclassify.gradients import GradientTracer
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 from fmclassify.interpret import Interpretation, interpret
 from fmclassify.loggers import CSVLogger, LivePlot, TensorBoardLogger
 from fmclassify.lr_find import LRFinderResult, lr_find
@@ -79,6 +80,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ConvergenceDetector",
+    "ConvergenceVerdict",
     "CorruptDataError",
     "CourseCNN",
     "DataError",
@@ -106,6 +108,7 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "RunStore",
+    "SummaryRow",
     "TensorBoardLogger",
     "Trainer",
     "TrainingInterrupted",

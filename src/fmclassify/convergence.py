@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from fmclassify._checks import check_choice, check_int, check_positive
 from fmclassify.callbacks import CallbackBase, RunContext
 from fmclassify.exceptions import ConfigError
+from fmclassify.history import ConvergenceVerdict
 
 if TYPE_CHECKING:
     import torch
@@ -282,6 +283,27 @@ class ConvergenceDetector(CallbackBase):
         return self.converged_epoch is not None and self.diverged_epoch is None
 
     @property
+    def verdict(self) -> ConvergenceVerdict:
+        """The verdict so far, as a run's History keeps it.
+
+        The callback records it as :attr:`History.convergence
+        <fmclassify.History.convergence>`: the epoch of convergence (None when not converged),
+        the epochs watched, :attr:`reason` and the epoch whose weights were restored.
+
+        Examples
+        --------
+        >>> det = ConvergenceDetector(threshold=0.01, patience=1)
+        >>> [det.update(a) for a in [0.5, 0.8, 0.805]]
+        [False, False, True]
+        >>> det.verdict.epoch, det.verdict.epochs_watched
+        (3, 3)
+        """
+        watched = self._final_epochs if self._final_epochs is not None else self._last_epoch
+        return ConvergenceVerdict(epoch=self.converged_epoch if self.converged else None,
+                                  epochs_watched=watched, reason=self.reason,
+                                  restored_best_epoch=self.restored_epoch)
+
+    @property
     def epochs_seen(self) -> int:
         """The last epoch given to :meth:`update` (the count of values when none was given)."""
         return self._last_epoch
@@ -391,24 +413,21 @@ class ConvergenceDetector(CallbackBase):
             self._best_state = _cpu_copy(run.model)
         if not converged:
             return
-        run.history.metadata["converged_epoch"] = self.converged_epoch
+        run.history.record_convergence(self.verdict)  # callbacks after this one may read it
         if self.stop:
             run.request_stop(self.reason, status="converged")
 
     def on_fit_end(self, run: RunContext, history: History) -> None:
-        """Record the verdict in ``history.metadata``; restore the best weights if asked."""
+        """Restore the best weights if asked; record the verdict (``history.convergence``)."""
         self._final_epochs = history.epochs_trained
         if history.status == "diverged":
             self.diverged_epoch = history.diverged_epoch or self._last_epoch + 1
             self._nonfinite = False
             self.converged_epoch = None
-            history.metadata.pop("converged_epoch", None)
-        elif not self.converged:
-            history.metadata["not_converged_within"] = history.epochs_trained
         if self.restore_best and self._best_state is not None:
             run.model.load_state_dict(self._best_state)
             self.restored_epoch = self.best_epoch
-            history.metadata["restored_best_epoch"] = self.best_epoch
+        history.record_convergence(self.verdict)
 
 
 def watched_value(record: EpochRecord, metric: str) -> float | None:

@@ -5,18 +5,15 @@ Each experiment is a plan and one call. Its spec builder (:func:`lr_sweep_specs`
 checks every argument and returns the runs it needs as :class:`~fmclassify.RunSpec` objects,
 training nothing; :meth:`RunOptions.run` trains them (:mod:`fmclassify.runs`), where and how
 :class:`RunOptions` says; the experiment function does both, with the options as its keyword
-arguments, and returns an :class:`ExperimentResult` with the runs' Histories, a table
-(:meth:`ExperimentResult.table`), Markdown, figures and JSON. Several experiments' specs
+arguments, and returns an :class:`ExperimentResult` (:mod:`fmclassify.results`) with the
+runs' Histories, a table (:meth:`ExperimentResult.rows`, :meth:`ExperimentResult.table`),
+Markdown, figures and JSON. Several experiments' specs
 handed to one :meth:`RunOptions.run` train in one pool, with no core idle between one
 experiment and the next (:func:`fmclassify.report.run_assignment` works so).
 
 Given a ``store`` folder, every finished run is saved there as JSON keyed by its full
 configuration and never trained twice, and an unfinished run continues from its last finished
 epoch: rerun the same call after an interrupt and it picks up where it stopped.
-
-Tables name what the course left ambiguous: ``final_accuracy`` (after the last epoch),
-``best_accuracy`` (the highest over the epochs) and ``mean_accuracy`` (the mean over the
-epochs, the course's "Avg Accuracy") are separate columns; accuracies are fractions.
 
 On a CPU with several cores the runs train in parallel processes, one per core, each a plain
 :meth:`fmclassify.Trainer.fit` with its share of the intra-op threads (``workers=1`` trains
@@ -30,22 +27,19 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
-from fmclassify._checks import check_choice, check_int, check_lr, check_seeds, check_values
-from fmclassify._frames import frame, pandas_for
-from fmclassify._io import atomic_write_bytes, dumps_json
-from fmclassify._tables import Table, experiment_table, to_html, to_markdown, to_text
+from fmclassify._checks import check_int, check_lr, check_seeds, check_values
 from fmclassify.convergence import ConvergenceDetector
 from fmclassify.data import load_dataset
 from fmclassify.exceptions import ConfigError
 from fmclassify.executors import DataRef, resolve
 from fmclassify.gradients import GradientTracer
-from fmclassify.history import History
+from fmclassify.results import PLOT_KINDS as PLOT_KINDS  # it lived here; kept importable
+from fmclassify.results import ExperimentResult, SummaryRow
 from fmclassify.runs import (
     RECIPE_FIELDS,
     Data,
@@ -57,12 +51,10 @@ from fmclassify.runs import (
     run_many,
 )
 
-if TYPE_CHECKING:  # plotting (matplotlib) is imported lazily, only to draw
-    from fmclassify.plotting import FigureGrid
-
 __all__ = [
     "ExperimentResult",
     "RunOptions",
+    "SummaryRow",
     "compare_models",
     "compare_models_specs",
     "convergence_study",
@@ -73,382 +65,8 @@ __all__ = [
     "lr_sweep_specs",
 ]
 
-#: The figures :meth:`ExperimentResult.plot` draws, by kind.
-PLOT_KINDS = ("run", "comparison", "gradients", "flow")
-
 #: Keyword arguments the experiments pass on to every run (``**trainer_options``).
 TRAINER_OPTIONS = ("batch_size", "shuffle", "step", *RECIPE_FIELDS)
-
-
-@dataclass
-class ExperimentResult:
-    """The runs of one experiment and their summary.
-
-    Parameters
-    ----------
-    kind : str
-        ``"lr_sweep"``, ``"convergence_study"``, ``"compare_models"`` or ``"gradient_study"``.
-    runs : list of RunResult
-        Every run, in the order trained.
-    group_by : str
-        The column that tells runs apart in tables (``"lr"`` or ``"model"``); seeds of one
-        group are aggregated as mean and standard deviation.
-    notes : list of str
-        What a reader of the table should know, printed under its table.
-
-    Notes
-    -----
-    A run that diverged (or failed) gives no number to its group's means: its row counts it
-    ("diverged in 1 of 3 seeds") and averages the other seeds. A gradient trace with a
-    non-finite step gives no statistic over its steps (the steps before it still show in
-    :meth:`plot`).
-
-    Examples
-    --------
-    >>> import fmclassify as fmc
-    >>> result = fmc.lr_sweep(lrs=(0.1, 0.01), epochs=2)      # doctest: +SKIP
-    >>> [row["final_accuracy"] for row in result.table()]    # doctest: +SKIP
-    >>> figures = result.plot()                              # doctest: +SKIP
-    >>> result.to_json("sweep.json")                         # doctest: +SKIP
-    """
-
-    kind: str
-    runs: list[RunResult] = field(default_factory=list)
-    group_by: str = "lr"
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def histories(self) -> list[History]:
-        """The runs' Histories, in order."""
-        return [r.history for r in self.runs]
-
-    def groups(self) -> dict[Any, list[RunResult]]:
-        """Runs grouped by :attr:`group_by`, in first-seen order."""
-        out: dict[Any, list[RunResult]] = {}
-        for run in self.runs:
-            out.setdefault(getattr(run.spec, self.group_by), []).append(run)
-        return out
-
-    def table(self) -> list[dict[str, Any]]:
-        """One row per group: the measured columns, aggregated over seeds.
-
-        Numeric columns hold the mean over the group's seeds that did not diverge or fail,
-        with ``<column>_std`` beside it when the group has several seeds (None unless two
-        of them gave a value). ``seeds``, ``diverged``, ``failed`` and ``unstable`` count
-        runs; ``status`` lists each seed's status, ``outcome`` sums them up ("unstable in
-        3 of 3 seeds"). A convergence study adds ``converged`` (how many seeds met the rule)
-        and averages ``converged_epoch`` over those.
-        """
-        return [_summarise(self.group_by, key, runs, self.kind)
-                for key, runs in self.groups().items()]
-
-    def to_table(self, *, title: str = "") -> Table:
-        """The table, formatted (accuracies in percent), with :attr:`notes` under it."""
-        return experiment_table(self.table(), self.kind, title=title, notes=self.notes)
-
-    def to_markdown(self) -> str:
-        """The table as Markdown, accuracies in percent, then any :attr:`notes`."""
-        return to_markdown(self.to_table(), note_prefix="Note: ")
-
-    def _repr_html_(self) -> str:
-        """How a notebook shows the result: the experiment's table and its notes."""
-        return to_html(self.to_table(title=f"{self.kind}: {len(self.runs)} runs"))
-
-    def __str__(self) -> str:
-        return to_text(self.to_table(title=f"{self.kind}: {len(self.runs)} runs"))
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-    def plot(self, kinds: Collection[str] = PLOT_KINDS) -> FigureGrid:
-        """Figures, by name: one per run, comparisons, gradient traces and flows.
-
-        Parameters
-        ----------
-        kinds : collection of str, default all of :data:`PLOT_KINDS`
-            Which figures to draw: ``"run"`` (``run-KEY``: loss and accuracy per epoch of
-            each run, titled with its seed), ``"comparison"`` (``comparison-test_accuracy``,
-            ``comparison-train_loss``, ``comparison-test_loss``: every run on one axes, for
-            several runs), ``"gradients"`` (``gradients-KEY``: each gradient trace) and
-            ``"flow"`` (``flow-KEY``: the mean gradient size per parameter tensor, for a
-            trace recorded with ``GradientTracer(per_layer=True)``).
-
-        Returns
-        -------
-        fmclassify.plotting.FigureGrid
-            A dict of name to :class:`matplotlib.figure.Figure` (index it as before:
-            ``result.plot()["comparison-test_accuracy"]``) that a notebook shows as one
-            picture, the figures two a row, once, when the cell ends. A dict rather than one
-            figure of subplots, so that each figure stays whole, to save or to place.
-        """
-        from fmclassify import plotting
-
-        unknown = sorted(set(kinds) - set(PLOT_KINDS))
-        if unknown:
-            raise ConfigError(f"unknown figure kind {unknown[0]!r}; choose from "
-                              f"{', '.join(PLOT_KINDS)}")
-        figures = plotting.FigureGrid()
-        shown = [r for r in self.runs if r.history.records]
-        with plotting.unshown():  # the grid shows in a notebook, not each figure in it
-            for run in shown if "run" in kinds else ():
-                figures[f"run-{run.spec.key}"] = plotting.plot_history(
-                    run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
-            if "comparison" in kinds and len(shown) > 1:
-                labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
-                for metric in ("test_accuracy", "train_loss", "test_loss"):
-                    figures[f"comparison-{metric}"] = plotting.plot_comparison(
-                        [r.history for r in shown], metric=metric, labels=labels)
-            for run in self.runs:
-                figures.update(_gradient_figures(run, kinds))
-        return figures.show_when_the_cell_ends()
-
-    def to_dataframe(self, per: Literal["run", "epoch"] = "run") -> Any:
-        """The runs as a tidy :class:`pandas.DataFrame`: one row per run, or per run and epoch.
-
-        Needs pandas, the optional extra ``fmclassify[pandas]``. Both forms start with
-        ``run`` (the run's key, as in :meth:`plot`'s names) and the run's configuration, one
-        column per :class:`~fmclassify.runs.RunSpec` field under its own name (``model``,
-        ``lr``, ``epochs`` (planned), ``seed``, ``batch_size``, the recipe's ``momentum``,
-        ``schedule``, ... ``augment`` as ``"crop,flip"``; not the detector's and tracer's
-        settings), so ``frame.groupby("lr")`` reads a sweep.
-
-        Parameters
-        ----------
-        per : {"run", "epoch"}, default "run"
-            ``"run"``: then ``status``, ``epochs_trained`` (int64), ``final_accuracy``,
-            ``best_accuracy``, ``mean_accuracy`` (fractions), ``final_train_loss``,
-            ``seconds_per_epoch`` (float64; NaN for a run that diverged or failed, whose
-            numbers never enter :meth:`table`'s means either, so a group's ``mean()`` is the
-            table's), ``diverged_epoch``, ``converged_epoch``, ``parameters`` (``Int64``,
-            ``<NA>`` when none) and ``unstable`` (bool). ``"epoch"``: then the columns of
-            :meth:`History.to_dataframe <fmclassify.History.to_dataframe>`, one row per
-            record (epoch 0 included), with the record's learning rate as ``epoch_lr``.
-
-        Returns
-        -------
-        pandas.DataFrame
-
-        Raises
-        ------
-        ConfigError
-            If ``per`` is not ``"run"`` or ``"epoch"``.
-        ImportError
-            If pandas is not installed; the message says ``pip install "fmclassify[pandas]"``.
-
-        Examples
-        --------
-        >>> frame = result.to_dataframe()                                # doctest: +SKIP
-        >>> frame.groupby("lr")["final_accuracy"].agg(["mean", "std"])  # doctest: +SKIP
-        >>> curves = result.to_dataframe(per="epoch")                    # doctest: +SKIP
-        """
-        check_choice("per", per, ("run", "epoch"))
-        what = "ExperimentResult.to_dataframe"
-        config = frame([_config(r.spec) for r in self.runs], _config_columns(), what=what)
-        if per == "epoch":
-            return _per_epoch(config, self.runs)
-        outcome = frame([_outcome_row(r) for r in self.runs], _RUN_COLUMNS, what=what)
-        return pandas_for(what).concat([config, outcome], axis=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: kind, table, and every run."""
-        return {"kind": self.kind, "group_by": self.group_by, "table": self.table(),
-                "notes": self.notes, "runs": [r.to_dict() for r in self.runs]}
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The result as JSON text; also written atomically to ``path`` when given."""
-        text = dumps_json(self.to_dict())
-        if path is not None:
-            atomic_write_bytes(path, text.encode())
-        return text
-
-
-def _run_label(spec: RunSpec) -> str:
-    """A legend label: ``"base lr=0.1"``, with ``"+recipe"`` for a run not on plain SGD.
-
-    A recipe is anything beyond the course's setup: momentum, a schedule, augmentation, ...
-    """
-    plain = RunSpec(spec.model, spec.lr, spec.epochs)
-    changed = any(getattr(spec, f) != getattr(plain, f) for f in (*RECIPE_FIELDS, "batch_size"))
-    return spec.label + (" +recipe" if changed else "")
-
-
-def _gradient_figures(run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
-    """The trace of one run, and its per-tensor flow when it was recorded per layer."""
-    from fmclassify import plotting
-
-    grads = run.gradients
-    if not grads:
-        return {}
-    stat = grads.get("statistic", "mean")
-    label = f"{_run_label(run.spec)}, seed {run.spec.seed}"
-    out = {}
-    if "gradients" in kinds:
-        out[f"gradients-{run.spec.key}"] = plotting.plot_gradients(
-            grads["values"], statistic=stat, title=f"gradient {stat}, {label}")
-    flow = grads.get("per_layer_stats")
-    if flow and "flow" in kinds:
-        out[f"flow-{run.spec.key}"] = plotting.plot_gradient_flow(
-            {name: stats["mean_abs"] for name, stats in flow.items()}, stat="mean_abs",
-            title=f"mean |gradient| per tensor, {label}")
-    return out
-
-
-#: The per-run frame's measured columns and their dtypes.
-_RUN_COLUMNS: dict[str, str | None] = {
-    "status": None, "epochs_trained": "int64", "final_accuracy": "float64",
-    "best_accuracy": "float64", "mean_accuracy": "float64", "final_train_loss": "float64",
-    "seconds_per_epoch": "float64", "diverged_epoch": "Int64", "converged_epoch": "Int64",
-    "parameters": "Int64", "unstable": "bool"}
-_NOT_CONFIG = ("detector", "tracer")  # nested settings, not one value per column
-
-
-def _config_columns() -> dict[str, str | None]:
-    """``run``, then every RunSpec field but the nested ones, typed by its annotation.
-
-    A number that may be None (``ema``, ``clip_grad_norm``, ``val_split``) is float64 with
-    NaN, so an all-None column is numeric too; text and tuples are left to pandas.
-    """
-    def dtype(annotation: Any) -> str | None:
-        kind = str(annotation)
-        if kind == "bool":
-            return "bool"
-        if kind.startswith("int"):
-            return "Int64" if "None" in kind else "int64"
-        return "float64" if kind.startswith("float") else None
-
-    return {"run": None, **{f.name: dtype(f.type) for f in fields(RunSpec)
-                            if f.name not in _NOT_CONFIG}}
-
-
-def _config(spec: RunSpec) -> dict[str, Any]:
-    row: dict[str, Any] = {"run": spec.key}
-    for f in fields(RunSpec):
-        value = getattr(spec, f.name)
-        row[f.name] = ",".join(map(str, value)) if isinstance(value, tuple) else value
-    return row
-
-
-def _outcome_row(run: RunResult) -> dict[str, Any]:
-    h = run.history
-    counts = h.status not in _NO_NUMBERS
-    row = {name: get(h) if counts else None for name, get in _COLUMNS.items()}
-    return {**row, "status": h.status, "epochs_trained": h.epochs_trained,
-            "diverged_epoch": h.diverged_epoch, "unstable": h.unstable,
-            "converged_epoch": h.metadata.get("converged_epoch"),
-            "parameters": h.metadata.get("parameters")}
-
-
-def _per_epoch(config: Any, runs: list[RunResult]) -> Any:
-    """Each run's History frame, its configuration row repeated beside every record."""
-    pd = pandas_for("ExperimentResult.to_dataframe")
-
-    def epochs(h: History) -> Any:
-        return h.to_dataframe().rename(columns={"lr": "epoch_lr"})  # "lr" is the run's
-
-    parts = [pd.concat([config.iloc[[i] * len(e)].reset_index(drop=True), e], axis=1)
-             for i, e in enumerate(epochs(r.history) for r in runs)]
-    empty = pd.concat([config, epochs(History())], axis=1)  # no runs: the columns, no rows
-    return pd.concat(parts or [empty], ignore_index=True)
-
-
-#: The columns of every row, each read from one History (None where it has no value).
-_COLUMNS: dict[str, Callable[[History], float | None]] = {
-    "final_accuracy": lambda h: h.final_accuracy if h.epochs_trained else None,
-    "best_accuracy": lambda h: h.best_accuracy,
-    "mean_accuracy": lambda h: h.mean_accuracy,
-    "final_train_loss": lambda h: (h.trained[-1].train_loss if h.trained else None),
-    "epochs_trained": lambda h: float(h.epochs_trained),
-    "seconds_per_epoch": lambda h: h.seconds_per_epoch,
-}
-
-
-def _summarise(group_by: str, key: Any, runs: list[RunResult], kind: str) -> dict[str, Any]:
-    hs = [r.history for r in runs]
-    ok = [h for h in hs if h.status not in _NO_NUMBERS]  # the seeds whose numbers count
-    cols = dict(_COLUMNS)
-    if kind == "convergence_study":
-        cols["converged_epoch"] = lambda h: h.metadata.get("converged_epoch")
-    row: dict[str, Any] = {group_by: key, "seeds": len(runs),
-                           "parameters": next((h.metadata.get("parameters") for h in hs
-                                               if h.metadata.get("parameters")), None)}
-    for name, get in cols.items():
-        _aggregate(row, name, [get(h) for h in ok], several=len(runs) > 1)
-    row["status"] = "; ".join(h.describe_status() for h in hs)
-    row["diverged"] = sum(h.status == "diverged" for h in hs)
-    row["failed"] = sum(h.status == "failed" for h in hs)
-    row["unstable"] = sum(h.unstable for h in hs)
-    if kind == "convergence_study":
-        row["converged"] = sum(h.metadata.get("converged_epoch") is not None for h in ok)
-    grads = [r.gradients for r in runs if r.gradients]
-    if grads:
-        _gradient_columns(row, grads, several=len(runs) > 1)
-    row["outcome"] = _outcome(hs, row, kind)
-    return row
-
-
-_NO_NUMBERS = ("diverged", "failed")  # statuses whose measurements never enter a mean
-
-
-def _aggregate(row: dict[str, Any], name: str, values: Sequence[float | None], *,
-               several: bool) -> None:
-    """``row[name]``: the mean of the finite values; ``row[name_std]`` for several seeds."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    row[name] = statistics.fmean(finite) if finite else None
-    if several:
-        row[f"{name}_std"] = statistics.stdev(finite) if len(finite) > 1 else None
-
-
-def _gradient_columns(row: dict[str, Any], grads: list[dict[str, Any]], *,
-                      several: bool) -> None:
-    """First, last and mean over the steps, over the traces that stayed finite throughout."""
-    finite = [g for g in grads if not g.get("nonfinite_steps")
-              and all(v is not None for v in g["values"]) and g["values"]]
-    row["gradient_statistic"] = grads[0].get("statistic", "mean")
-    row["gradient_steps"] = max(len(g["values"]) for g in grads)
-    row["gradient_nonfinite"] = len(grads) - len(finite)
-    broken = [_first_nonfinite(g) for g in grads if g not in finite]
-    row["gradient_nonfinite_step"] = min(broken) if broken else None
-    for name, get in (("gradient_first", lambda v: v[0]), ("gradient_last", lambda v: v[-1]),
-                      ("gradient_mean", statistics.fmean)):
-        _aggregate(row, name, [get(g["values"]) for g in finite], several=several)
-
-
-def _first_nonfinite(trace: dict[str, Any]) -> int:
-    """The 1-based step at which a trace first holds a non-finite value (None in JSON)."""
-    steps = trace.get("nonfinite_steps") or [
-        i for i, v in enumerate(trace["values"]) if v is None]
-    return int(min(steps)) + 1 if steps else len(trace["values"]) + 1
-
-
-def _outcome(hs: list[History], row: dict[str, Any], kind: str) -> str:
-    """What happened to a group's seeds, in a few words: "converged in 2 of 3 seeds; ..."."""
-    n = len(hs)
-    trace = (f"trace non-finite from step {row['gradient_nonfinite_step']}"
-             if row.get("gradient_nonfinite") else "")
-    if n == 1:
-        return "; ".join(p for p in (hs[0].describe_status(), trace) if p)
-    of = f" of {n} seeds"
-    ok = [h for h in hs if h.status not in _NO_NUMBERS]
-    parts: list[str] = []
-    converged = row.get("converged", 0)
-    if kind == "convergence_study" and converged:
-        parts.append(f"converged in {converged}{of}")
-    if kind == "convergence_study" and len(ok) > converged:
-        within = max(h.epochs_trained for h in ok)
-        parts.append(f"not converged within {within} epochs in {len(ok) - converged}{of}")
-    elif kind != "convergence_study" and ok:
-        parts.append(f"trained in {len(ok)}{of}")
-    diverged = [h for h in hs if h.status == "diverged"]
-    if diverged:
-        epochs = ", ".join(str(h.diverged_epoch) for h in diverged)
-        parts.append(f"diverged in {len(diverged)}{of} (epoch {epochs})")
-    if row["failed"]:
-        parts.append(f"failed in {row['failed']}{of}")
-    if row["unstable"]:
-        parts.append(f"unstable in {row['unstable']}{of}")
-    if trace:
-        parts.append(f"{trace} in {row['gradient_nonfinite']}{of}")
-    return "; ".join(parts)
 
 
 # -- where and how runs train -------------------------------------------------------------------

@@ -60,8 +60,8 @@ from typing import Any, Literal
 from fmclassify._io import atomic_write_bytes, dumps_json
 from fmclassify._tables import Table, elide, fixed, percent, to_html, to_text
 
-__all__ = ["UNSTABLE_DROP", "UNSTABLE_LOSS_MARGIN", "EpochRecord", "History", "Status",
-           "atomic_write_bytes", "completed_reason"]
+__all__ = ["UNSTABLE_DROP", "UNSTABLE_LOSS_MARGIN", "VERDICT_METADATA_KEYS", "ConvergenceVerdict",
+           "EpochRecord", "History", "Status", "atomic_write_bytes", "completed_reason"]
 
 Status = Literal["running", "completed", "converged", "stopped", "diverged", "interrupted",
                  "failed"]
@@ -86,6 +86,55 @@ def completed_reason(epochs: int) -> str:
 
 _STATUSES = ("running", "completed", "converged", "stopped", "diverged", "interrupted",
              "failed")
+
+#: The ``History.metadata`` keys that carried a convergence verdict before
+#: :attr:`History.convergence` did: ``converged_epoch``, ``not_converged_within`` and
+#: ``restored_best_epoch``. :meth:`History.record_convergence` still writes them, for code that
+#: reads them there, and a History file written before the typed verdict is read from them.
+VERDICT_METADATA_KEYS = ("converged_epoch", "not_converged_within", "restored_best_epoch")
+
+
+@dataclass(frozen=True)
+class ConvergenceVerdict:
+    """What a :class:`~fmclassify.ConvergenceDetector` concluded about a run.
+
+    A run that a detector watched holds it as :attr:`History.convergence`; a run without a
+    detector holds ``None`` there.
+
+    Parameters
+    ----------
+    epoch : int or None
+        The epoch at which the convergence rule was first met; ``None`` when it never was
+        (within the epochs watched, or because the run diverged: a diverged run never counts
+        as converged). With ``ConvergenceDetector(stop=False)`` the run goes on after it.
+    epochs_watched : int
+        The epochs the detector saw: the epochs trained when the run ended (the budget, for a
+        run that did not converge: "not converged within ``epochs_watched`` epochs").
+    reason : str, default ""
+        The detector's sentence (:attr:`ConvergenceDetector.reason
+        <fmclassify.ConvergenceDetector.reason>`): the rule, and whether and when it was met.
+        Empty for a History read from a file written before the verdict was typed.
+    restored_best_epoch : int or None, default None
+        With ``ConvergenceDetector(restore_best=True)``: the epoch whose weights were loaded
+        back into the model when the run ended.
+
+    Examples
+    --------
+    >>> from fmclassify.history import ConvergenceVerdict, History
+    >>> verdict = ConvergenceVerdict(epoch=6, epochs_watched=6, reason="converged at epoch 6")
+    >>> History(status="converged", convergence=verdict).describe_status()
+    'converged at epoch 6'
+    """
+
+    epoch: int | None
+    epochs_watched: int
+    reason: str = ""
+    restored_best_epoch: int | None = None
+
+    @property
+    def converged(self) -> bool:
+        """Whether the rule was met (:attr:`epoch` is not None)."""
+        return self.epoch is not None
 
 
 @dataclass(frozen=True)
@@ -161,6 +210,9 @@ class History:
         A readable sentence on why the run ended, empty while running.
     diverged_epoch : int or None
         The epoch in which the loss became non-finite, for a diverged run.
+    convergence : ConvergenceVerdict or None
+        The verdict of the :class:`~fmclassify.ConvergenceDetector` that watched the run
+        (:meth:`record_convergence`), or ``None`` when none did.
 
     Examples
     --------
@@ -175,6 +227,7 @@ class History:
     metadata: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     diverged_epoch: int | None = None
+    convergence: ConvergenceVerdict | None = None
 
     def append(self, record: EpochRecord) -> None:
         """Add one epoch's record; epochs must increase."""
@@ -267,13 +320,43 @@ class History:
         if self.status == "diverged":
             return f"diverged at epoch {self.diverged_epoch}"
         label: str = self.status
+        verdict = self.convergence
         if self.status == "converged":
-            label = f"converged at epoch {self.metadata.get('converged_epoch', len(self.trained))}"
-        elif self.status == "completed" and self.metadata.get("not_converged_within"):
-            label = f"not converged within {self.metadata['not_converged_within']}"
+            epoch = verdict.epoch if verdict is not None else None
+            label = f"converged at epoch {len(self.trained) if epoch is None else epoch}"
+        elif self.status == "completed" and verdict is not None and not verdict.converged:
+            label = f"not converged within {verdict.epochs_watched}"
         if self.unstable:
             label += " (unstable)"
         return label
+
+    def record_convergence(self, verdict: ConvergenceVerdict | None) -> None:
+        """Keep a convergence detector's verdict as :attr:`convergence`.
+
+        The verdict is mirrored into :attr:`metadata` under the keys it had before it was
+        typed (:data:`VERDICT_METADATA_KEYS`), for code that still reads it there:
+        ``converged_epoch`` when the rule was met; ``not_converged_within`` (the epochs
+        watched) when it was not, in a run that did not diverge; ``restored_best_epoch``
+        when best weights were restored. ``None`` forgets the verdict and those keys.
+
+        Examples
+        --------
+        >>> h = History(status="completed")
+        >>> h.record_convergence(ConvergenceVerdict(epoch=None, epochs_watched=10))
+        >>> h.describe_status(), h.metadata
+        ('not converged within 10', {'not_converged_within': 10})
+        """
+        self.convergence = verdict
+        for key in VERDICT_METADATA_KEYS:
+            self.metadata.pop(key, None)
+        if verdict is None:
+            return
+        if verdict.epoch is not None:
+            self.metadata["converged_epoch"] = verdict.epoch
+        elif self.status != "diverged":
+            self.metadata["not_converged_within"] = verdict.epochs_watched
+        if verdict.restored_best_epoch is not None:
+            self.metadata["restored_best_epoch"] = verdict.restored_best_epoch
 
     # -- serialisation ------------------------------------------------------------------------
 
@@ -284,6 +367,7 @@ class History:
             "status": self.status,
             "reason": self.reason,
             "diverged_epoch": self.diverged_epoch,
+            "convergence": None if self.convergence is None else asdict(self.convergence),
             "metadata": self.metadata,
             "records": [asdict(r) for r in self.records],
         }
@@ -291,6 +375,10 @@ class History:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
         """Build a History from :meth:`to_dict` output.
+
+        A dict without a ``"convergence"`` entry (written before the verdict was typed) has
+        its verdict read from the metadata keys that carried it then
+        (:data:`VERDICT_METADATA_KEYS`).
 
         Raises
         ------
@@ -311,12 +399,18 @@ class History:
                        for r in data.get("records", [])]
         except TypeError as exc:
             raise ValueError(f"malformed epoch record in history: {exc}") from None
+        metadata = dict(data.get("metadata", {}))
+        if "convergence" in data:
+            verdict = _verdict(data["convergence"])
+        else:  # an older file: the verdict travelled in the metadata
+            verdict = _verdict_of_metadata(metadata, sum(r.epoch > 0 for r in records))
         return cls(
             records=records,
             status=status,
-            metadata=dict(data.get("metadata", {})),
+            metadata=metadata,
             reason=str(data.get("reason", "")),
             diverged_epoch=data.get("diverged_epoch"),
+            convergence=verdict,
         )
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
@@ -442,6 +536,31 @@ class History:
 
 def _inf_if_none(value: Any) -> Any:
     return float("inf") if value is None else value
+
+
+def _verdict(data: Mapping[str, Any] | None) -> ConvergenceVerdict | None:
+    """The verdict of a History dict's ``"convergence"`` entry."""
+    if data is None:
+        return None
+    try:
+        return ConvergenceVerdict(**data)
+    except TypeError as exc:
+        raise ValueError(f"malformed convergence verdict in history: {exc}") from None
+
+
+def _verdict_of_metadata(metadata: Mapping[str, Any], trained: int) -> ConvergenceVerdict | None:
+    """The verdict a History file written before the typed verdict kept in its metadata.
+
+    A detector wrote ``converged_epoch`` when the rule was met, ``not_converged_within`` (the
+    epochs trained) when it was not, and ``restored_best_epoch``; a run it watched diverge
+    kept none of them unless it restored weights, so such a run reads back without a verdict.
+    """
+    if not any(metadata.get(key) is not None for key in VERDICT_METADATA_KEYS):
+        return None
+    within = metadata.get("not_converged_within")
+    return ConvergenceVerdict(epoch=metadata.get("converged_epoch"),
+                              epochs_watched=trained if within is None else int(within),
+                              restored_best_epoch=metadata.get("restored_best_epoch"))
 
 
 def _columns(records: list[EpochRecord]) -> list[str]:

@@ -44,6 +44,7 @@ __all__ = [
     "FigureGrid",
     "HistoryLike",
     "RecordLike",
+    "VerdictLike",
     "new_figure",
     "plot_activation_stats",
     "plot_comparison",
@@ -86,6 +87,14 @@ class RecordLike(Protocol):
         """Validation accuracy (a fraction), or ``None`` without a validation split."""
 
 
+class VerdictLike(Protocol):
+    """What the figures read of a convergence verdict: a ``ConvergenceVerdict`` is one."""
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch the run converged at, or ``None``."""
+
+
 class HistoryLike(Protocol):
     """What the figures read of a run: a :class:`~fmclassify.history.History` is one.
 
@@ -100,7 +109,7 @@ class HistoryLike(Protocol):
 
     @property
     def metadata(self) -> Mapping[str, Any]:
-        """The run's settings; the figures read ``"model"``, ``"lr"`` and ``"converged_epoch"``."""
+        """The run's settings; the figures read ``"model"`` and ``"lr"``."""
 
     @property
     def status(self) -> str:
@@ -109,6 +118,10 @@ class HistoryLike(Protocol):
     @property
     def diverged_epoch(self) -> int | None:
         """The epoch the loss became non-finite, or ``None``."""
+
+    @property
+    def convergence(self) -> VerdictLike | None:
+        """The convergence detector's verdict, or ``None`` when no detector watched."""
 
 
 _METRIC_LABELS = {
@@ -139,7 +152,7 @@ def plot_history(history: HistoryLike, *, title: str | None = None) -> Figure:
         Two axes: ``fig.axes[0]`` holds the loss lines (train, then test, then val for a run
         with a validation split), ``fig.axes[1]`` the accuracy in percent (test, then val).
         A diverged run gets a dashed vertical line at the epoch it diverged in; a converged
-        run a dotted one at its ``converged_epoch``.
+        run a dotted one at the epoch it converged at (``history.convergence.epoch``).
 
     Examples
     --------
@@ -313,7 +326,7 @@ def _mark_events(ax: Axes, history: HistoryLike) -> None:
             linestyle="--",
             label=f"diverged at epoch {history.diverged_epoch}",
         )
-    converged = history.metadata.get("converged_epoch")
+    converged = history.convergence.epoch if history.convergence is not None else None
     if history.status != "diverged" and converged is not None:
         ax.axvline(converged, color="green", linestyle=":", label=f"converged at epoch {converged}")
 

@@ -20,7 +20,7 @@ from typing import Any
 from fmclassify._checks import check_choice, check_int, check_lr, check_seed
 from fmclassify._io import atomic_write_bytes, dumps_json, make_folder
 from fmclassify.exceptions import ConfigError
-from fmclassify.history import History, completed_reason
+from fmclassify.history import VERDICT_METADATA_KEYS, History, completed_reason
 from fmclassify.recipes import Recipe
 from fmclassify.registry import get_model_spec
 from fmclassify.steps import STEPS
@@ -174,7 +174,8 @@ class RunResult:
         if replace(self.spec, epochs=spec.epochs, detector=None) != spec:
             return None
         h = self.history
-        metadata = {k: v for k, v in h.metadata.items() if k not in _VERDICT_KEYS}
+        # the detector's verdict (History.convergence, left at None) and its metadata mirror
+        metadata = {k: v for k, v in h.metadata.items() if k not in VERDICT_METADATA_KEYS}
         metadata["epochs"] = spec.epochs
         if h.status == "diverged" and h.diverged_epoch is not None and (
                 h.diverged_epoch <= spec.epochs):
@@ -208,10 +209,6 @@ class RunResult:
 def _read(path: Path) -> RunResult:
     with open(path, encoding="utf-8") as fh:
         return RunResult.from_dict(json.load(fh))
-
-
-#: What a ConvergenceDetector writes into a History's metadata: a run without one has none.
-_VERDICT_KEYS = ("converged_epoch", "not_converged_within", "restored_best_epoch")
 
 
 def _may_begin_another(spec: RunSpec) -> bool:
