@@ -80,7 +80,8 @@ def test_adding_a_question_is_one_object_and_one_line(tmp_path):
     assert "| Q1.8 batch 128 |" in md  # its summary row
     assert len(seen) == total == len(list((tmp_path / "runs").glob("*.json")))
     tables = json.loads((tmp_path / "results.json").read_text())["tables"]
-    assert tables["batch"][0]["batch_size"] == 128
+    assert [r.spec.batch_size for r in report.results["batch"].runs] == [128]
+    assert tables["batch"] == report.results["batch"].table()
 
 
 class Widths(Question):

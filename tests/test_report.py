@@ -16,8 +16,8 @@ import torch
 
 import fmclassify.runs
 from fmclassify.checkpoint import read_checkpoint_history
-from fmclassify.exceptions import ConfigError, OutputError, RunFailedError
 from fmclassify.course import count_runs
+from fmclassify.exceptions import ConfigError, OutputError, RunFailedError
 from fmclassify.report import BUDGETS, Budget, run_assignment, total_runs
 from fmclassify.training import Trainer
 from helpers import make_dataset

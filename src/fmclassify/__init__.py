@@ -37,8 +37,8 @@ from fmclassify.exceptions import (
 from fmclassify.executors import DataRef
 from fmclassify.experiments import (
     ExperimentResult,
+    GroupRow,
     RunOptions,
-    SummaryRow,
     compare_models,
     compare_models_specs,
     convergence_study,
@@ -90,6 +90,7 @@ __all__ = [
     "ExperimentResult",
     "FmClassifyError",
     "GradientTracer",
+    "GroupRow",
     "History",
     "ImageDataset",
     "Interpretation",
@@ -108,7 +109,6 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "RunStore",
-    "SummaryRow",
     "TensorBoardLogger",
     "Trainer",
     "TrainingInterrupted",

@@ -1,6 +1,6 @@
-"""How an experiment's runs are summed up: a row per run, and a :class:`SummaryRow` per group.
+"""How an experiment's runs are summed up: a row per run, and a :class:`GroupRow` per group.
 
-Private to the package; :class:`SummaryRow` is public as ``fmclassify.SummaryRow`` (and from
+Private to the package; :class:`GroupRow` is public as ``fmclassify.GroupRow`` (and from
 :mod:`fmclassify.results` and :mod:`fmclassify.experiments`). A group is the runs that differ
 only in their seed (the runs of one learning rate, or of one model): its row holds the mean of
 each measured column over the seeds whose numbers count, with the standard deviation beside it
@@ -19,7 +19,7 @@ from typing import Any
 from fmclassify.history import History
 from fmclassify.runspec import RunResult
 
-__all__ = ["RUN_COLUMNS", "SummaryRow", "run_summary", "summarise"]
+__all__ = ["RUN_COLUMNS", "GroupRow", "run_summary", "summarise"]
 
 _NO_NUMBERS = ("diverged", "failed")  # statuses whose measurements never enter a mean
 
@@ -42,7 +42,7 @@ def _converged_epoch(h: History) -> int | None:
 
 
 @dataclass(frozen=True)
-class SummaryRow:
+class GroupRow:
     """One row of :meth:`ExperimentResult.table <fmclassify.ExperimentResult.table>`: a group.
 
     A group is the runs of one configuration (one learning rate, or one model) over its
@@ -160,7 +160,7 @@ epochs_trained_std, seconds_per_epoch_std : float or None, default None
 
         Examples
         --------
-        >>> row = SummaryRow("lr", 0.1, 1, 669706, 0.87, 0.87, 0.84, 0.35, 10.0, 2.1,
+        >>> row = GroupRow("lr", 0.1, 1, 669706, 0.87, 0.87, 0.84, 0.35, 10.0, 2.1,
         ...                  "completed", 0, 0, 0, "completed")
         >>> list(row.to_dict())[:4]
         ['lr', 'seeds', 'parameters', 'final_accuracy']
@@ -189,8 +189,8 @@ epochs_trained_std, seconds_per_epoch_std : float or None, default None
                 out[f"{name}_std"] = getattr(self, f"{name}_std")
 
 
-def summarise(group_by: str, group: Any, runs: list[RunResult], kind: str) -> SummaryRow:
-    """The :class:`SummaryRow` of one group's runs, for an experiment of ``kind``.
+def summarise(group_by: str, group: Any, runs: list[RunResult], kind: str) -> GroupRow:
+    """The :class:`GroupRow` of one group's runs, for an experiment of ``kind``.
 
     A convergence study (``kind="convergence_study"``) adds the convergence columns; runs
     with gradient traces add the gradient columns.
@@ -216,7 +216,7 @@ def summarise(group_by: str, group: Any, runs: list[RunResult], kind: str) -> Su
     if grads:
         row.update(_gradient_columns(grads, several=several))
     row["outcome"] = _outcome(hs, row, kind)
-    return SummaryRow(**row)
+    return GroupRow(**row)
 
 
 #: The columns of :func:`run_summary`, in the per-run frame's order, and their dtypes.

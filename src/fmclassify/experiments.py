@@ -39,7 +39,7 @@ from fmclassify.exceptions import ConfigError
 from fmclassify.executors import DataRef, resolve
 from fmclassify.gradients import GradientTracer
 from fmclassify.results import PLOT_KINDS as PLOT_KINDS  # it lived here; kept importable
-from fmclassify.results import ExperimentResult, SummaryRow
+from fmclassify.results import ExperimentResult, GroupRow
 from fmclassify.runs import (
     RECIPE_FIELDS,
     Data,
@@ -53,8 +53,8 @@ from fmclassify.runs import (
 
 __all__ = [
     "ExperimentResult",
+    "GroupRow",
     "RunOptions",
-    "SummaryRow",
     "compare_models",
     "compare_models_specs",
     "convergence_study",

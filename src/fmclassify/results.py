@@ -2,7 +2,7 @@
 
 An :class:`ExperimentResult` holds the runs of one experiment (:mod:`fmclassify.experiments`
 plans and trains them) and shows them as a table, one row per group of seeds
-(:meth:`ExperimentResult.rows` as :class:`SummaryRow` objects, :meth:`ExperimentResult.table`
+(:meth:`ExperimentResult.rows` as :class:`GroupRow` objects, :meth:`ExperimentResult.table`
 as dicts, Markdown, HTML), as pandas DataFrames (per run, or per run and epoch), as figures,
 and as JSON.
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fmclassify._checks import check_choice
 from fmclassify._frames import frame, pandas_for
 from fmclassify._io import atomic_write_bytes, dumps_json
-from fmclassify._summaries import RUN_COLUMNS, SummaryRow, run_summary, summarise
+from fmclassify._summaries import RUN_COLUMNS, GroupRow, run_summary, summarise
 from fmclassify._tables import Table, experiment_table, to_html, to_markdown, to_text
 from fmclassify.exceptions import ConfigError
 from fmclassify.history import History
@@ -33,7 +33,7 @@ from fmclassify.runspec import RECIPE_FIELDS, RunResult, RunSpec
 if TYPE_CHECKING:  # plotting (matplotlib) is imported lazily, only to draw
     from fmclassify.plotting import FigureGrid
 
-__all__ = ["PLOT_KINDS", "ExperimentResult", "SummaryRow"]
+__all__ = ["PLOT_KINDS", "ExperimentResult", "GroupRow"]
 
 #: The figures :meth:`ExperimentResult.plot` draws, by kind.
 PLOT_KINDS = ("run", "comparison", "gradients", "flow")
@@ -89,8 +89,8 @@ class ExperimentResult:
             out.setdefault(getattr(run.spec, self.group_by), []).append(run)
         return out
 
-    def rows(self) -> list[SummaryRow]:
-        """One :class:`SummaryRow` per group, in first-seen order: the table, typed.
+    def rows(self) -> list[GroupRow]:
+        """One :class:`GroupRow` per group, in first-seen order: the table, typed.
 
         Examples
         --------
@@ -109,8 +109,8 @@ class ExperimentResult:
         of them gave a value). ``seeds``, ``diverged``, ``failed`` and ``unstable`` count
         runs; ``status`` lists each seed's status, ``outcome`` sums them up ("unstable in
         3 of 3 seeds"). A convergence study adds ``converged`` (how many seeds met the rule)
-        and averages ``converged_epoch`` over those. Each dict is a :class:`SummaryRow`'s
-        :meth:`~SummaryRow.to_dict` (:meth:`rows` gives the rows themselves).
+        and averages ``converged_epoch`` over those. Each dict is a :class:`GroupRow`'s
+        :meth:`~GroupRow.to_dict` (:meth:`rows` gives the rows themselves).
         """
         return [row.to_dict() for row in self.rows()]
 

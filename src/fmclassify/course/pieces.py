@@ -9,7 +9,7 @@ A question's :meth:`~fmclassify.course.Question.write` composes these with the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fmclassify._tables import NA
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from fmclassify.course.answers import Answers
     from fmclassify.course.budget import Budget
     from fmclassify.course.document import Document, Picture
-    from fmclassify.experiments import ExperimentResult
+    from fmclassify.experiments import ExperimentResult, GroupRow
     from fmclassify.history import History
     from fmclassify.runs import RunResult
 
@@ -60,16 +60,17 @@ def instability_rule() -> str:
             f"{100 * UNSTABLE_DROP:.0f} points between two epochs")
 
 
-def why_no_number(row: Mapping[str, Any], kind: str, *, max_epochs: int | None = None,
+def why_no_number(row: GroupRow, kind: str, *, max_epochs: int | None = None,
                   threshold: float | None = None) -> str | None:
     """Why a row has no headline number (None when it has one), in words to act on."""
-    n, diverged, failed = row["seeds"], row.get("diverged", 0), row.get("failed", 0)
+    n, diverged, failed = row.seeds, row.diverged, row.failed
     of = f" of {n} seed{'s' if n > 1 else ''}"
-    if kind == "gradient_study" and "gradient_mean" in row:  # a trace is its own measurement
-        if row["gradient_mean"] is not None:
+    if kind == "gradient_study" and row.gradient_steps is not None:  # a trace is its own
+        if row.gradient_mean is not None:                             # measurement
             return None
-        return (f"the gradient became non-finite at step {row.get('gradient_nonfinite_step')} "
-                f"in {row.get('gradient_nonfinite', n)}{of}: the steps are too large, and no "
+        nonfinite = n if row.gradient_nonfinite is None else row.gradient_nonfinite
+        return (f"the gradient became non-finite at step {row.gradient_nonfinite_step} "
+                f"in {nonfinite}{of}: the steps are too large, and no "
                 "statistic is taken over a trace that is not finite")
     if failed == n:
         return (f"failed in {n}{of}: an error ended every run (see runs/*.json); the same "
@@ -77,17 +78,17 @@ def why_no_number(row: Mapping[str, Any], kind: str, *, max_epochs: int | None =
     if diverged + failed == n:
         return (f"diverged in {diverged}{of}: the steps are too large for this model (its "
                 "loss became infinite); a smaller learning rate trains")
-    if kind == "convergence_study" and not row.get("converged"):
+    if kind == "convergence_study" and not row.converged:
         moved = "" if threshold is None else f" by {100 * threshold:g} points or more"
         return (f"not converged within {max_epochs} epochs in {n - diverged - failed}{of}: "
                 f"the accuracy still moved{moved} per epoch; --full allows up to 600 epochs")
     return None
 
 
-def outcome(row: Mapping[str, Any], kind: str, budget: Budget) -> str:
+def outcome(row: GroupRow, kind: str, budget: Budget) -> str:
     """The row's reason for having no number, else what happened to its seeds."""
     reason = why_no_number(row, kind, max_epochs=budget.max_epochs, threshold=budget.threshold)
-    return reason or row["outcome"]
+    return reason or row.outcome
 
 
 def seed_values(result: ExperimentResult, key: Any,

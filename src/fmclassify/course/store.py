@@ -15,8 +15,8 @@ __all__ = ["WeightsStore", "best_group"]
 
 def best_group(result: ExperimentResult) -> object | None:
     """The group (model or lr) of the highest mean final accuracy; None when none has one."""
-    rows = [r for r in result.table() if r["final_accuracy"] is not None]
-    return max(rows, key=lambda r: r["final_accuracy"])[result.group_by] if rows else None
+    rows = [r for r in result.rows() if r.final_accuracy is not None]
+    return max(rows, key=lambda r: r.final_accuracy).group if rows else None
 
 
 class WeightsStore(RunStore):

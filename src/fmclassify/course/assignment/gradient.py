@@ -14,7 +14,7 @@ from fmclassify.course.assignment.observations import gradient_observation, tren
 from fmclassify.course.document import Document, Picture
 from fmclassify.course.pieces import outcome, pictures
 from fmclassify.course.questions import Experiment, Plan, Question, SummaryRow
-from fmclassify.experiments import ExperimentResult, gradient_study_specs
+from fmclassify.experiments import ExperimentResult, GroupRow, gradient_study_specs
 from fmclassify.gradients import GradientTracer
 from fmclassify.runs import RunSpec
 
@@ -124,9 +124,9 @@ def _table(m: Answers, result: ExperimentResult, trends: list[tuple[float, float
     steps = m.budget.gradient_steps
     k = max(1, steps // 10)
     hint = "decrease" if m.published else NA
-    rows = [[f"{row['lr']:g}", *_cells(row), _trend_cell(t), hint,
+    rows = [[f"{row.lr:g}", *_cells(row), _trend_cell(t), hint,
              NA if t is None else _arrow(t), outcome(row, result.kind, m.budget)]
-            for row, t in zip(result.table(), trends, strict=True)]
+            for row, t in zip(result.rows(), trends, strict=True)]
     header = ["Learning rate", "Step 1", f"Step {steps}", "Mean over steps",
               f"Size, steps 1-{k} → {steps - k + 1}-{steps}", "Course's hint", "Measured",
               "Outcome"]
@@ -136,8 +136,8 @@ def _table(m: Answers, result: ExperimentResult, trends: list[tuple[float, float
     return Table(header, rows, right=frozenset(range(1, 5)), title=title, notes=tuple(notes))
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
-    return [format_cell(k, row.get(k), row.get(f"{k}_std"))
+def _cells(row: GroupRow) -> list[str]:
+    return [format_cell(k, getattr(row, k), getattr(row, f"{k}_std"))
             for k in ("gradient_first", "gradient_last", "gradient_mean")]
 
 

@@ -48,15 +48,15 @@ class LearningRates(Question):
                   "Course: final (10 epochs)", "Course: avg", "Final − course (points)",
                   "Course in our range", "Outcome"]
         rows = []
-        for row in result.table():
-            lr = row["lr"]
+        for row in result.rows():
+            lr = row.lr
             course = m.published.sweep.get(lr) if m.published else None
             diff, within = compare(seed_values(result, lr, lambda h: h.final_accuracy),
                                    course.final_accuracy if course else None)
             rows.append([f"{lr:g}",
-                         percent(row["final_accuracy"], row.get("final_accuracy_std")),
-                         percent(row["mean_accuracy"], row.get("mean_accuracy_std")),
-                         percent(row["best_accuracy"], row.get("best_accuracy_std")),
+                         percent(row.final_accuracy, row.final_accuracy_std),
+                         percent(row.mean_accuracy, row.mean_accuracy_std),
+                         percent(row.best_accuracy, row.best_accuracy_std),
                          percent(course.final_accuracy, digits=1) if course else NA,
                          percent(course.mean_accuracy, digits=2) if course else NA,
                          diff, within, outcome(row, result.kind, m.budget)])
@@ -71,12 +71,12 @@ class LearningRates(Question):
     def summary(self, m: Answers) -> SummaryRow:
         """Each rate's final accuracy (or why it has none), and the course's."""
         out = []
-        for r in m[self].table():
+        for r in m[self].rows():
             why = why_no_number(r, "lr_sweep")
-            cell = why.split(":")[0] if why else percent(r["final_accuracy"],
-                                                         r.get("final_accuracy_std"))
-            flag = f" (unstable in {r['unstable']} of {r['seeds']})" if r["unstable"] else ""
-            out.append(f"lr {r['lr']:g}: {cell}{flag}")
+            cell = why.split(":")[0] if why else percent(r.final_accuracy,
+                                                         r.final_accuracy_std)
+            flag = f" (unstable in {r.unstable} of {r.seeds})" if r.unstable else ""
+            out.append(f"lr {r.lr:g}: {cell}{flag}")
         c = m.published
         return SummaryRow(
             "Q1.1 accuracy per learning rate", join(out) + f", after {m.budget.epochs} epochs",
@@ -104,15 +104,15 @@ class Convergence(Question):
                   "Course: accuracy", "Accuracy − course (points)", "Course in our range",
                   "Outcome"]
         rows = []
-        for row in result.table():
-            lr = row["lr"]
+        for row in result.rows():
+            lr = row.lr
             course = m.published.convergence.get(lr) if m.published else None
             diff, within = compare(seed_values(result, lr, lambda h: h.final_accuracy),
                                    course.accuracy if course else None)
             rows.append([f"{lr:g}",
-                         format_cell("converged_epoch", row.get("converged_epoch"),
-                                     row.get("converged_epoch_std")),
-                         percent(row["final_accuracy"], row.get("final_accuracy_std")),
+                         format_cell("converged_epoch", row.converged_epoch,
+                                     row.converged_epoch_std),
+                         percent(row.final_accuracy, row.final_accuracy_std),
                          str(course.epochs) if course else NA,
                          percent(course.accuracy, digits=2) if course else NA, diff, within,
                          outcome(row, result.kind, m.budget)])
@@ -122,11 +122,11 @@ class Convergence(Question):
     def summary(self, m: Answers) -> SummaryRow:
         """Each rate's epoch of convergence (or why it has none), and the course's."""
         out = []
-        for r in m[self].table():
+        for r in m[self].rows():
             why = why_no_number(r, "convergence_study", max_epochs=m.budget.max_epochs)
-            epoch = format_cell("converged_epoch", r.get("converged_epoch"),
-                                r.get("converged_epoch_std"))
-            out.append(f"lr {r['lr']:g}: {why.split(':')[0] if why else epoch}")
+            epoch = format_cell("converged_epoch", r.converged_epoch,
+                                r.converged_epoch_std)
+            out.append(f"lr {r.lr:g}: {why.split(':')[0] if why else epoch}")
         c = m.published
         return SummaryRow("Q1.2 epochs to convergence", join(out), join(
             [f"lr {lr:g}: {v.epochs}" for lr, v in c.convergence.items()]) if c else NA)

@@ -68,17 +68,17 @@ class Networks(Question):
                   "Avg − course (points)", "Course in our range", "Final", "s/epoch",
                   "Outcome"]
         rows = []
-        for row in result.table():
-            name = row["model"]
+        for row in result.rows():
+            name = row.model
             course = m.published.models.get(name) if m.published else None
             diff, within = compare(seed_values(result, name, lambda h: h.mean_accuracy),
                                    course.mean_accuracy if course else None)
-            rows.append([name, format_cell("parameters", row["parameters"]),
+            rows.append([name, format_cell("parameters", row.parameters),
                          f"{course.parameters:,}" if course else NA,
-                         percent(row["mean_accuracy"], row.get("mean_accuracy_std")),
+                         percent(row.mean_accuracy, row.mean_accuracy_std),
                          percent(course.mean_accuracy, digits=2) if course else NA, diff,
-                         within, percent(row["final_accuracy"], row.get("final_accuracy_std")),
-                         format_cell("seconds_per_epoch", row["seconds_per_epoch"]),
+                         within, percent(row.final_accuracy, row.final_accuracy_std),
+                         format_cell("seconds_per_epoch", row.seconds_per_epoch),
                          outcome(row, result.kind, m.budget)])
         notes = [m.budget_note(), "All at lr 0.1, as the course."]
         if m.published:
@@ -113,8 +113,8 @@ class Networks(Question):
         """Each model's mean accuracy over the epochs, and the course's."""
         c = m.published
         return SummaryRow("Q1.4 deeper and wider (avg accuracy)", join(
-            [f"{r['model']}: {percent(r['mean_accuracy'], r.get('mean_accuracy_std'))}"
-             for r in m[self].table()]),
+            [f"{r.model}: {percent(r.mean_accuracy, r.mean_accuracy_std)}"
+             for r in m[self].rows()]),
             join([f"{k}: {percent(v.mean_accuracy, digits=2)}" for k, v in c.models.items()])
             if c else NA)
 

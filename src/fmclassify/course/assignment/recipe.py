@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from fmclassify._tables import NA, Table, format_cell, percent
 from fmclassify.course.answers import Answers
@@ -12,7 +11,7 @@ from fmclassify.course.budget import BUDGETS, RECIPE, RECIPE_LR
 from fmclassify.course.document import Document
 from fmclassify.course.pieces import comparisons, outcome, why_no_number
 from fmclassify.course.questions import Experiment, Plan, Question, SummaryRow
-from fmclassify.experiments import ExperimentResult, compare_models_specs
+from fmclassify.experiments import ExperimentResult, GroupRow, compare_models_specs
 
 __all__ = ["RECIPE_MODEL", "RECIPE_SEEDS", "ModernRecipe"]
 
@@ -21,11 +20,11 @@ RECIPE_SEEDS = 2  # the recipe's runs: one per core of a laptop, a spread from t
 
 
 def _words() -> str:
-    r = RECIPE
-    return (f"SGD with momentum {r['momentum']} (Nesterov), weight decay {r['weight_decay']:g}, "
-            f"a {r['schedule']} schedule peaking at lr {RECIPE_LR:g}, label smoothing "
-            f"{r['label_smoothing']:g}, {' and '.join(r['augment'])} augmentation, batch "
-            f"{r['batch_size']}")
+    r = RECIPE  # Trainer keyword arguments
+    return (f"SGD with momentum {r['momentum']} (Nesterov), weight decay "
+            f"{r['weight_decay']:g}, a {r['schedule']} schedule peaking at lr {RECIPE_LR:g}, "
+            f"label smoothing {r['label_smoothing']:g}, {' and '.join(r['augment'])} "
+            f"augmentation, batch {r['batch_size']}")
 
 
 class ModernRecipe(Question):
@@ -60,8 +59,8 @@ class ModernRecipe(Question):
         res, plan = m[self], m.budget
         doc.para(f"The course's CNN (deeper) again, trained with {_words()}: what is the "
                  "training setup, not the network, worth?")
-        plain = next((r for r in m[self.networks].table() if r["model"] == "deeper"), None)
-        ours = res.table()[0]
+        plain = next((r for r in m[self.networks].rows() if r.model == "deeper"), None)
+        ours = res.rows()[0]
         rows = [_row("modern recipe", ours, plan.recipe_epochs, m)]
         if plain is not None:
             rows.insert(0, _row("course's setup (Q1.4: SGD lr 0.1, batch 64)", plain,
@@ -77,8 +76,9 @@ class ModernRecipe(Question):
         doc.table(Table(["Setup", "Epochs", "Final accuracy", "Best accuracy", "Avg accuracy",
                          "s/epoch", "Outcome"], rows, right=frozenset(range(1, 6)),
                         notes=tuple(notes)))
-        if ours["final_accuracy"] is not None:
-            doc.para(recipe_observation(plain, ours, plan.recipe_epochs, plan.epochs, course))
+        if ours.final_accuracy is not None:
+            doc.para(recipe_observation(plain and plain.to_dict(), ours.to_dict(),
+                                        plan.recipe_epochs, plan.epochs, course))
         both = [r for r in m[self.networks].runs if r.spec.model == "deeper"][:1] + res.runs[:1]
         # test accuracy only: label smoothing raises the recipe's training loss by design
         comparisons(doc, ExperimentResult("compare_models", both, group_by="lr"), self.key,
@@ -92,17 +92,17 @@ class ModernRecipe(Question):
         if not m.has(self):
             return SummaryRow("Beyond: a modern recipe for the CNN",
                               f"not run on budget '{m.budget.name}'", theirs)
-        row = m[self].table()[0]
+        row = m[self].rows()[0]
         why = why_no_number(row, "compare_models")
-        accuracy = percent(row["final_accuracy"], row.get("final_accuracy_std"))
+        accuracy = percent(row.final_accuracy, row.final_accuracy_std)
         return SummaryRow("Beyond: a modern recipe for the CNN", why or (
             f"deeper with the recipe: {accuracy} after {m.budget.recipe_epochs} epochs"),
             theirs)
 
 
-def _row(label: str, row: dict[str, Any], epochs: int, m: Answers) -> list[str]:
-    return [label, str(epochs), percent(row["final_accuracy"], row.get("final_accuracy_std")),
-            percent(row["best_accuracy"], row.get("best_accuracy_std")),
-            percent(row["mean_accuracy"], row.get("mean_accuracy_std")),
-            format_cell("seconds_per_epoch", row["seconds_per_epoch"]),
+def _row(label: str, row: GroupRow, epochs: int, m: Answers) -> list[str]:
+    return [label, str(epochs), percent(row.final_accuracy, row.final_accuracy_std),
+            percent(row.best_accuracy, row.best_accuracy_std),
+            percent(row.mean_accuracy, row.mean_accuracy_std),
+            format_cell("seconds_per_epoch", row.seconds_per_epoch),
             outcome(row, "compare_models", m.budget)]

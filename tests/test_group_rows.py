@@ -137,6 +137,6 @@ def test_convergence_and_gradient_columns_are_typed_too() -> None:
 def test_the_row_class_is_public() -> None:
     from fmclassify import experiments, results
 
-    assert fmc.SummaryRow is experiments.SummaryRow is results.SummaryRow
-    assert "SummaryRow" in fmc.__all__ and "SummaryRow" in experiments.__all__
+    assert fmc.GroupRow is experiments.GroupRow is results.GroupRow
+    assert "GroupRow" in fmc.__all__ and "GroupRow" in experiments.__all__
     assert "ConvergenceVerdict" in fmc.__all__
