@@ -127,7 +127,8 @@ def plugin(tmp_path_factory, cifar):
     info = folder / "my_course-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-course\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[fmclassify.courses]\ncifar = my_course:COURSE\n")
+    (info / "entry_points.txt").write_text("[fmclassify.courses]\ncifar = my_course:COURSE\n\n"
+                                           "[fmclassify.models]\ncifar = my_course\n")
     env = {k: v for k, v in os.environ.items() if k != "FMCLASSIFY_NO_PLUGINS"}
     env.update(PYTHONPATH=os.pathsep.join([str(folder), *sys.path]), MPLBACKEND="Agg")
     return env
@@ -153,13 +154,20 @@ def straight(plugin, cifar, tmp_path_factory):
     return out
 
 
+def listing(env: dict, *command: str) -> dict[str, str]:
+    """The lines a listing command prints, by their first word."""
+    done = subprocess.run([sys.executable, "-m", "fmclassify", *command], capture_output=True,
+                          text=True, env=env, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0]: line for line in done.stdout.splitlines()[1:] if line.strip()}
+
+
 def test_courses_lists_the_assignment_and_the_plugins_course(plugin):
-    listed = subprocess.run([sys.executable, "-m", "fmclassify", "courses"],
-                            capture_output=True, text=True, env=plugin, timeout=TIMEOUT)
-    assert listed.returncode == 0, listed.stderr
-    lines = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
-    assert "assignment" in lines
-    assert "cifar10" in lines["cifar10-demo"] and "my-course" in lines["cifar10-demo"]
+    courses = listing(plugin, "courses")
+    assert "assignment" in courses
+    assert "cifar10" in courses["cifar10-demo"] and "my-course" in courses["cifar10-demo"]
+    models = listing(plugin, "models", "mlp-*")  # the page's models, by its models entry point
+    assert all("my-course" in models[f"mlp-{w}"] for w in (64, 256, 1024)), models
 
 
 def test_the_plugins_course_runs_end_to_end_from_the_command_line(straight):

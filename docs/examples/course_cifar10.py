@@ -176,12 +176,18 @@ COURSE = Course(
 # again where worker processes import this file (on macOS and Windows they do).
 #
 # To share the course, make this file a module of a package (``my_course.py``) and declare it
-# in the entry-point group ``fmclassify.courses`` of the package's ``pyproject.toml``:
+# in the entry-point group ``fmclassify.courses`` of the package's ``pyproject.toml``; the
+# group ``fmclassify.models`` makes its models known wherever a model is looked up
+# (``fmclassify models``, ``fmclassify train --model mlp-256``, worker processes that start
+# afresh on macOS, Windows or a Dask cluster), not only once the course is loaded:
 #
 # .. code-block:: toml
 #
 #    [project.entry-points."fmclassify.courses"]
 #    cifar = "my_course:COURSE"
+#
+#    [project.entry-points."fmclassify.models"]
+#    cifar = "my_course"
 #
 # Whoever installs the package then sees it in ``fmclassify courses`` beside the assignment,
 # and runs it with ``fmclassify course cifar10-demo --out cifar10-report`` (``--quick`` or
