@@ -168,8 +168,8 @@ COURSE = Course(
 # %%
 # Run it
 # ------
-# :func:`~fmclassify.course.run_course` takes the course itself. On CIFAR-10 the three seeds
-# of the quick budget take a few minutes on a laptop; ``seeds=``, ``workers=`` and
+# :func:`~fmclassify.course.run_course` takes the course itself; on CIFAR-10 the quick
+# budget's three seeds take minutes on a laptop's CPU. ``seeds=``, ``workers=`` and
 # ``budget="full"`` are there too. :func:`~fmclassify.course.register_course` adds the course
 # to the catalog, so that this program can run it by name as well
 # (``run_course("cifar10-demo", ...)``). The ``__main__`` guard keeps the report from starting
