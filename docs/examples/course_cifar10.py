@@ -42,6 +42,7 @@ from fmclassify.course import (
     Question,
     SummaryRow,
     comparisons,
+    percent,
     register_course,
     run_course,
 )
@@ -60,11 +61,6 @@ def mlp_of_width(width):
 for width in WIDTHS:
     fmc.register_model(f"mlp-{width}", description=f"one hidden layer of {width} units",
                        override=True)(mlp_of_width(width))
-
-
-def pct(fraction):
-    """An accuracy (a fraction) in percent; a run that diverged has none."""
-    return "n/a" if fraction is None else f"{fraction:.1%}"
 
 
 # %%
@@ -107,10 +103,10 @@ class Recipe(Question):
         comparisons(doc, both, self.key, metrics=("test_accuracy",))
 
     def summary(self, answers):
-        plain, recipe = (answers.part(self, p).table()[0]["final_accuracy"]
+        plain, recipe = (answers.part(self, p).rows()[0].final_accuracy
                          for p in ("plain", ""))
         return SummaryRow("A modern recipe for the CNN",
-                          f"plain SGD {pct(plain)}, the recipe {pct(recipe)}")
+                          f"plain SGD {percent(plain)}, the recipe {percent(recipe)}")
 
 
 # %%
@@ -132,26 +128,25 @@ class Width(Question):
         result = answers[self]
         doc.heading(self.title)
         doc.table(result.to_table())
-        rows = [r for r in result.table() if r["final_accuracy"] is not None]
+        rows = [r for r in result.rows() if r.final_accuracy is not None]
         fig = Figure(figsize=(5, 3.5), layout="constrained")
         ax = fig.subplots()
-        ax.semilogx([answers.params[r["model"]].trainable for r in rows],
-                    [100 * r["final_accuracy"] for r in rows], "o-")
+        ax.semilogx([answers.params[r.model].trainable for r in rows],
+                    [100 * r.final_accuracy for r in rows], "o-")
         ax.set(xlabel="trainable parameters", ylabel="final test accuracy (%)")
         doc.grid([doc.picture(fig, f"{self.key}-accuracy", "Final accuracy against size")])
         comparisons(doc, result, self.key)
 
     def summary(self, answers):
         return SummaryRow("Accuracy by width", "; ".join(
-            f"{r['model']}: {pct(r['final_accuracy'])}" for r in answers[self].table()))
+            f"{r.model}: {percent(r.final_accuracy)}" for r in answers[self].rows()))
 
 
 # %%
 # The course
 # ----------
 # ``quick`` is for a CPU (the command line's default there): the first 5,000 training images,
-# 5 epochs a run; ``full`` is all 50,000 for 30 epochs, for a GPU. (A budget also carries the
-# assignment's convergence cap, ``max_epochs``, which no question here reads.)
+# 5 epochs a run; ``full`` is all 50,000 for 30 epochs, for a GPU.
 
 COURSE = Course(
     name="cifar10-demo",
@@ -160,8 +155,8 @@ COURSE = Course(
     dataset="cifar10",
     models=tuple(f"mlp-{w}" for w in WIDTHS),
     lrs=(0.05,),
-    budgets={"quick": Budget("quick", train_size=5_000, epochs=5, max_epochs=5),
-             "full": Budget("full", train_size=None, epochs=30, max_epochs=30)},
+    budgets={"quick": Budget("quick", train_size=5_000, epochs=5),
+             "full": Budget("full", train_size=None, epochs=30)},
     description="CIFAR-10: a modern recipe against plain SGD, and MLP widths",
 )
 

@@ -23,7 +23,7 @@ True
 
 from __future__ import annotations
 
-from fmclassify._tables import Table
+from fmclassify._tables import NA, Table, format_cell, percent
 from fmclassify.course.answers import Answers
 from fmclassify.course.assignment import ASSIGNMENT
 from fmclassify.course.budget import BUDGETS, Budget
@@ -57,6 +57,7 @@ from fmclassify.course.runner import (
 __all__ = [
     "BUDGETS",
     "COURSE_ENTRY_POINT_GROUP",
+    "NA",
     "Answers",
     "Budget",
     "Course",
@@ -73,9 +74,11 @@ __all__ = [
     "compare",
     "comparisons",
     "count_runs",
+    "format_cell",
     "get_course",
     "list_courses",
     "outcome",
+    "percent",
     "pictures",
     "plan_course",
     "register_course",

@@ -32,8 +32,9 @@ class Budget:
         test set is always used whole.
     epochs : int
         Epochs per run of Q1.1 and Q1.4.
-    max_epochs : int
-        The convergence budget of Q1.2.
+    max_epochs : int, optional
+        The cap of a convergence question (Q1.2's); by default (0) ``epochs``, for a course
+        that has none.
     gradient_steps : int, default 100
         Steps traced for Q1.7.
     threshold, patience, window : float, int, int, default 0.001, 3, 3
@@ -55,7 +56,7 @@ class Budget:
     name: str
     train_size: int | None
     epochs: int
-    max_epochs: int
+    max_epochs: int = 0  # 0: the same as epochs (set when made)
     gradient_steps: int = 100
     threshold: float = 0.001
     patience: int = 3
@@ -63,6 +64,8 @@ class Budget:
     recipe_epochs: int = 15
 
     def __post_init__(self) -> None:
+        if self.max_epochs == 0:  # not given: no convergence question caps anything
+            object.__setattr__(self, "max_epochs", self.epochs)
         if self.train_size is not None:
             check_int("train_size", self.train_size)
         for name in ("epochs", "max_epochs", "gradient_steps", "patience", "window"):

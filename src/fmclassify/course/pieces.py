@@ -39,17 +39,26 @@ def intro(doc: Document, m: Answers, budget_words: str | None = None) -> None:
     trained = [r for res in m.results.values() for r in res.runs
                if r.history.status != "failed"]  # a failed run has no optimizer or device
     first = trained[0].history.metadata if trained else {}
+
+    def setting(key: str, name: str) -> str:
+        values = list(dict.fromkeys(str(r.history.metadata.get(key)) for r in trained))
+        return (f"{name} {values[0] if values else None}" if len(values) <= 1 else
+                f"{name}s {', '.join(values[:-1])} and {values[-1]} (per run, see its table)")
+
     doc.para(f"Data: {m.train.name}, {len(m.train):,} training and {len(m.test):,} test images "
              f"(checksum {m.train.checksum[:12] or 'n/a'}). {budget_words}; "
-             f"{m.seeds} seed{'s' if m.seeds > 1 else ''} per configuration. Batch size "
-             f"{first.get('batch_size')}, optimizer {first.get('optimizer')}, device "
+             f"{m.seeds} seed{'s' if m.seeds > 1 else ''} per configuration. "
+             f"{setting('batch_size', 'Batch size').capitalize()}, "
+             f"{setting('optimizer', 'optimizer')}, device "
              f"{first.get('device')}, torch {first.get('versions', {}).get('torch')}.")
+    ours = m.published is not None
     doc.para("Accuracies are on the test set. 'Final' is after the last epoch, 'best' the "
-             "highest over the epochs, 'avg' the mean over the epochs (the course's 'Avg "
-             "Accuracy'). A run whose loss became non-finite is reported as diverged; "
+             "highest over the epochs, 'avg' the mean over the epochs"
+             + (" (the course's 'Avg Accuracy')" if ours else "")
+             + f". A run whose loss became non-finite is reported as diverged; "
              f"{instability_rule()}." + (" 'Course in our range' says whether the course's "
                                          "number lies between our lowest and highest seed."
-                                         if m.published is not None else ""))
+                                         if ours else ""))
 
 
 def instability_rule() -> str:
@@ -130,7 +139,7 @@ def comparisons(doc: Document, result: ExperimentResult, prefix: str,
     figures = result.plot(kinds=("comparison",))
     what = {"test_accuracy": "test accuracy", "train_loss": "training loss"}
     doc.grid([doc.picture(figures[f"comparison-{k}"], f"{prefix}-comparison-{k}",
-                          f"Overall comparison: {what[k]}, every run")
+                          f"Overall comparison: {what.get(k, k.replace('_', ' '))}, every run")
               for k in metrics if f"comparison-{k}" in figures], columns=2)
 
 

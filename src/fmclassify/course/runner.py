@@ -267,9 +267,14 @@ def _write(out: Path, course: Course, m: Answers) -> tuple[str, str]:
     (course.intro or intro)(doc, m)
     doc.heading("Summary")
     rows = [r for r in (q.summary(m) for q in course.questions) if r is not None]
-    doc.table(Table(["Question", "What we measured", "The course"],
-                    [[r.question, r.measured, r.published] for r in rows],
-                    notes=(m.budget_note(),)))
+    if any(r.published for r in rows):
+        doc.table(Table(["Question", "What we measured", "The course"],
+                        [[r.question, r.measured, r.published] for r in rows],
+                        notes=(m.budget_note(),)))
+    else:  # a course that published nothing gets no empty column
+        doc.table(Table(["Question", "What we measured"], [[r.question, r.measured]
+                                                          for r in rows],
+                        notes=(m.budget_note(),)))
     doc.contents()
     with unshown():  # the report's figures go to its files, never into a notebook's cell
         for question in course.questions:
