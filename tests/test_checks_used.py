@@ -19,8 +19,6 @@ SRC = Path(fmclassify.__file__).parent
 # Modules that still hold the pattern, each with the check and why; the list should shrink to
 # nothing and then go.
 ALLOWED = {
-    # run_assignment's ``seeds`` check: report.py is being converted by issue 21's report work
-    "report.py",
     # Formula.count: tests/test_parameters.py pins a TypeError there, and check_int raises
     # ConfigError (a ValueError); whether a plugin's bad count is a TypeError is that test's call
     "_rules.py",

@@ -23,6 +23,7 @@ __all__ = [
     "check_index",
     "check_int",
     "check_lr",
+    "check_lrs",
     "check_nonnegative",
     "check_positive",
     "check_probability",
@@ -78,6 +79,26 @@ def check_lr(value: object, name: str = "lr") -> float:
     if not _is_number(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
         raise ConfigError(f"{name} must be a finite number > 0, got {value!r}; the course uses 0.1")
     return float(value)  # type: ignore[arg-type]
+
+
+def check_lrs(name: str, values: object) -> tuple[float, ...]:
+    """A non-empty sequence of learning rates, each a finite number > 0.
+
+    Examples
+    --------
+    >>> check_lrs("lrs", (0.1, 0.01))
+    (0.1, 0.01)
+    >>> check_lrs("lrs", (0.1, -1))
+    Traceback (most recent call last):
+    ...
+    fmclassify.exceptions.ConfigError: lrs must be positive learning rates, got [0.1, -1]
+    """
+    items = list(values) if isinstance(values, (list, tuple)) else None
+    if not items or not all(_is_number(v) and math.isfinite(v) and v > 0  # type: ignore[operator]
+                            for v in items):
+        raise ConfigError(f"{name} must be positive learning rates, got "
+                          f"{items if items is not None else values!r}")
+    return tuple(float(v) for v in items)  # type: ignore[arg-type]
 
 
 def check_positive(name: str, value: object) -> float:

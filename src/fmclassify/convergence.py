@@ -455,8 +455,6 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _check_threshold(value: object) -> float:
     """``check_positive``, with what the number means when it is wrong."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"threshold must be a number, got {value!r}")
     try:
         return check_positive("threshold", value)
     except ConfigError as err:

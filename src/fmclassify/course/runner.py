@@ -21,14 +21,13 @@ last long run alone; a run two questions plan trains once.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from fmclassify._checks import check_int
+from fmclassify._checks import check_int, check_lrs
 from fmclassify._io import atomic_write_bytes, make_folder
 from fmclassify._tables import Table
 from fmclassify.course.answers import Answers, result_name
@@ -250,9 +249,7 @@ def check_course(course: Course, budget: str | Budget, seeds: int,
         raise ConfigError("models must name at least one registered model, e.g. base")
     for name in models:
         get_model_spec(name)  # a typo fails here, before any run trains
-    if not lrs or any(isinstance(lr, bool) or not isinstance(lr, (int, float))
-                      or not math.isfinite(lr) or lr <= 0 for lr in lrs):
-        raise ConfigError(f"lrs must be positive learning rates, got {list(lrs)!r}")
+    check_lrs("lrs", list(lrs))
     plan = Plan(chosen, tuple(range(seeds)), models, lrs, chosen.train_size or 60_000)
     for name in {s.model for e in plan_course(course, plan).values() for s in e.specs}:
         get_model_spec(name)
