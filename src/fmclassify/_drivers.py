@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from fmclassify._batching import Batch
-from fmclassify._interrupts import TrainingInterrupted
+from fmclassify._run_end import TrainingInterrupted
 from fmclassify._together import Together
 from fmclassify.history import History
 from fmclassify.steps import Step

@@ -1,4 +1,4 @@
-"""Evaluation (private): a model's mean loss and accuracy on a data set held on its device.
+"""Evaluation (private): a model's mean loss and accuracy on a data set, and an epoch's record.
 
 The Trainer evaluates after every epoch (and once before the first); a loss is a sample-weighted
 mean (:mod:`fmclassify.training` says why). Under torchrun each process evaluates its rows of
@@ -8,15 +8,18 @@ the set, and the sums are over all of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from fmclassify.data import iter_batches
 from fmclassify.distributed import Shard
+from fmclassify.history import EpochRecord
 from fmclassify.recipes import autocast
 
-__all__ = ["evaluate"]
+__all__ = ["epoch_record", "evaluate"]
 
 
 @torch.no_grad()
@@ -42,3 +45,20 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, precis
     loss = loss_sum.item() / len(y)
     # a non-finite loss is kept as inf (JSON writes it as null); accuracy stays meaningful
     return (loss if math.isfinite(loss) else float("inf")), correct.item() / len(y)
+
+
+def epoch_record(epoch: int, train_loss: float | None, seconds: float, lr: float | None,
+                 sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                 measure: Callable[..., tuple[float, float]], *, raw: bool) -> EpochRecord:
+    """The epoch's record, with the loss and accuracy on each of ``sets`` (name -> images, labels).
+
+    ``measure(x, y)`` evaluates the run's evaluated model (the EMA if set); with ``raw``,
+    ``measure(x, y, raw=True)`` adds the raw (trained) model's metrics (``raw_*``).
+    """
+    metrics: dict[str, Any] = {}
+    for name, data in sets.items():  # "test", and "val" with a split
+        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = measure(*data)
+        if raw:
+            metrics[f"raw_{name}_loss"], metrics[f"raw_{name}_accuracy"] = \
+                measure(*data, raw=True)
+    return EpochRecord(epoch, train_loss, seconds=seconds, lr=lr, **metrics)

@@ -1,14 +1,16 @@
 """What a Trainer checks before it trains (private): its callbacks, and the data against the model.
 
-Both refuse bad input before any work starts, with a message that says how to fix it:
-:func:`check_callbacks` when the Trainer is made, :func:`check_data_fits` when ``fit`` (or a
-sweep, before it hands out its runs) gets the data. :func:`check_data_fits` is a public name of
-:mod:`fmclassify.training`, which re-exports it.
+Each refuses bad input before any work starts, with a message that says how to fix it:
+:func:`check_callbacks` when the Trainer is made, :func:`check_start` when ``fit`` starts (a
+Trainer fits once; a checkpoint is resumed, not overwritten), :func:`check_data_fits` when
+``fit`` (or a sweep, before it hands out its runs) gets the data. :func:`check_data_fits` is a
+public name of :mod:`fmclassify.training`, which re-exports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -17,7 +19,7 @@ from fmclassify.callbacks import Callback
 from fmclassify.data import ImageDataset
 from fmclassify.exceptions import ConfigError, DataError
 
-__all__ = ["check_callbacks", "check_data_fits"]
+__all__ = ["check_callbacks", "check_data_fits", "check_start"]
 
 
 def check_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
@@ -68,3 +70,21 @@ def check_data_fits(model: torch.nn.Module, train: ImageDataset, test: ImageData
         raise DataError(
             f"model {name!r} outputs shape {tuple(out.shape)} but {train.name or 'the data'} "
             f"has {train.num_classes} classes; build it with num_classes={train.num_classes}")
+
+
+def check_start(fitted: bool, checkpoint: Path | None, resume: bool) -> None:
+    """Refuse a second fit of one Trainer (``fitted``), and a fresh run over a checkpoint.
+
+    Raises
+    ------
+    ConfigError
+        Saying how to start a new run or resume the old one.
+    """
+    if fitted:
+        raise ConfigError(
+            "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
+            "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)")
+    if checkpoint is not None and checkpoint.exists() and not resume:
+        raise ConfigError(
+            f"checkpoint {str(checkpoint)!r} already exists; pass resume=True to "
+            "continue that run, or delete the file (or choose another path) to start afresh")

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,11 +49,17 @@ import torch
 from fmclassify._batching import index_batches
 from fmclassify._checks import check_choice, check_device, check_int, check_lr, check_seed
 from fmclassify._drivers import Request, alone, lockstep
-from fmclassify._evaluation import evaluate
-from fmclassify._fit_checks import check_callbacks, check_data_fits
-from fmclassify._interrupts import TrainingInterrupted, sigterm_as_interrupt
+from fmclassify._evaluation import epoch_record, evaluate
+from fmclassify._fit_checks import check_callbacks, check_data_fits, check_start
 from fmclassify._progress import progress_bar
 from fmclassify._resume import RunState, restore_run, save_run
+from fmclassify._run_data import batch_preparer, hold_out, memory_format, on_device
+from fmclassify._run_end import (
+    TrainingInterrupted,
+    mark_diverged,
+    mark_interrupted,
+    sigterm_as_interrupt,
+)
 from fmclassify._run_metadata import run_metadata
 from fmclassify._together import Together, why_not_together
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
@@ -63,15 +69,12 @@ from fmclassify.exceptions import ConfigError
 from fmclassify.history import EpochRecord, History, completed_reason
 from fmclassify.recipes import (
     AugmentArg,
-    BatchAugment,
     OptimizerArg,
     Recipe,
     ScheduleArg,
-    black_value,
     make_ema,
     make_optimizer,
     make_schedule,
-    split_validation,
 )
 from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step, needs_autograd
 
@@ -216,11 +219,7 @@ class Trainer:
         self.progress = progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.model = model.to(self.device)
-        # Convolutions on the CPU run markedly faster on channels-last (NHWC) tensors
-        # (benchmarks/cnn_speed.py); the weights and data are laid out so once, here and in fit.
-        self._memory_format = (torch.channels_last if self.device.type == "cpu"
-                               and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-                               else torch.contiguous_format)
+        self._memory_format = memory_format(model, self.device)  # channels-last: conv on CPU
         self.model.to(memory_format=self._memory_format)
         self._shard = current_shard()  # this process's part of a run under torchrun
         self._step_choice = choose_step(self.step_kind, self.model, self.recipe,
@@ -280,7 +279,9 @@ class Trainer:
             return history  # resumed a run that had already ended
         # the training set on the device; runs trained together share one copy (``placed``)
         x, y = placed if placed is not None else self._on_device(self._train_set)
-        prepare, plain = self._preparer(train)
+        # augmentation, channels-last for a conv model on the CPU, this rank's rows of a batch
+        prepare, plain = batch_preparer(self.recipe, train, self._memory_format, self._gen,
+                                        self._shard)
         steps = self._steps(run)
         # On a GPU the faster step is several times autograd's speed: an epoch leaves autograd
         # as soon as no callback reads gradients (a GradientTracer's 100 steps), not at its end.
@@ -320,7 +321,7 @@ class Trainer:
                     step.end_epoch()  # the model holds the epoch's weights from here on
                 loss_sum = shard.sum(step.loss_sum())  # over the ranks' rows: the whole set
                 if not torch.isfinite(loss_sum):
-                    self._diverged(run, epoch)
+                    mark_diverged(history, epoch, run.step, self.lr)
                     break
                 seconds = time.perf_counter() - started  # training only
                 record = self._evaluate_record(epoch, loss_sum.item() / len(y), seconds, lr)
@@ -338,8 +339,7 @@ class Trainer:
                 history.status = "completed"
                 history.reason = completed_reason(self.epochs)
         except KeyboardInterrupt as exc:
-            history.status = "interrupted"
-            history.reason = f"interrupted after {history.epochs_trained} finished epochs"
+            mark_interrupted(history)
             # The checkpoint keeps the last finished epoch: saving half-trained weights here
             # would make a resumed run differ from a straight one.
             self._finish(run, save=False)
@@ -358,19 +358,9 @@ class Trainer:
         Returns the run and its first epoch; None when the resumed checkpoint holds a run
         that had ended.
         """
-        if self.history is not None:
-            raise ConfigError(
-                "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
-                "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)")
-        if self.checkpoint is not None and self.checkpoint.exists() and not resume:
-            raise ConfigError(
-                f"checkpoint {str(self.checkpoint)!r} already exists; pass resume=True to "
-                "continue that run, or delete the file (or choose another path) to start afresh")
+        check_start(self.history is not None, self.checkpoint, resume)
         check_data_fits(self.model, train, test, self.device)
-        self._train_set, self._val_set = train, None
-        if self.recipe.val_split is not None:
-            self._train_set, self._val_set = split_validation(train, self.recipe.val_split,
-                                                              self.seed)
+        self._train_set, self._val_set = hold_out(train, self.recipe.val_split, self.seed)
         self._shard.check_batches(len(self._train_set), self.batch_size)
         self._eval_sets = {"test": self._on_device(test)}
         if self._val_set is not None:
@@ -409,38 +399,8 @@ class Trainer:
                     else make_step("autograd", *args, forward=forward))
         return _Chooser(chosen, autograd, self.callbacks)
 
-    def _preparer(self, train: ImageDataset) -> tuple[
-            Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]], bool]:
-        """A batch's way to the step, and whether that way changes nothing.
-
-        The way: augmentation, channels-last for a conv model on the CPU, this rank's rows
-        under torchrun.
-        """
-        fmt, aug, gen, shard = self._memory_format, None, self._gen, self._shard
-        if self.recipe.augment:
-            aug = BatchAugment(self.recipe.augment, black=black_value(train))
-
-        def prepare(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            if aug is not None:
-                xb = aug(xb, gen)
-            if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
-                xb = xb.contiguous(memory_format=fmt)
-            return shard.split(xb, yb)  # this rank's rows of it
-
-        plain = aug is None and fmt is not torch.channels_last and shard.world == 1
-        return prepare, plain
-
     def _on_device(self, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = ds.float_images().to(self.device).contiguous(memory_format=self._memory_format)
-        return x, ds.labels.to(self.device)
-
-    def _diverged(self, run: RunContext, epoch: int) -> None:
-        """Mark the run diverged in ``epoch``; the unfinished epoch is not recorded."""
-        history = run.history
-        history.status = "diverged"
-        history.diverged_epoch = epoch
-        history.reason = (f"training loss became non-finite in epoch {epoch} (step {run.step}); "
-                          f"lr {self.lr:g} is too large for this model")
+        return on_device(ds, self.device, self._memory_format)
 
     def _finish(self, run: RunContext, *, save: bool = True) -> None:
         for cb in self.callbacks:
@@ -464,13 +424,8 @@ class Trainer:
     def _evaluate_record(self, epoch: int, train_loss: float | None, seconds: float,
                          lr: float | None) -> EpochRecord:
         """The epoch's record; with EMA, the raw (trained) model's metrics too (``raw_*``)."""
-        metrics: dict[str, Any] = {}
-        for name, data in self._eval_sets.items():  # "test", and "val" with a split
-            metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = self._evaluate(*data)
-            if self.ema is not None:
-                metrics[f"raw_{name}_loss"], metrics[f"raw_{name}_accuracy"] = \
-                    self._evaluate(*data, raw=True)
-        return EpochRecord(epoch, train_loss, seconds=seconds, lr=lr, **metrics)
+        return epoch_record(epoch, train_loss, seconds, lr, self._eval_sets, self._evaluate,
+                            raw=self.ema is not None)
 
     # -- checkpoints and metadata -------------------------------------------------------------
 

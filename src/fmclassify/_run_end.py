@@ -1,9 +1,12 @@
-"""How a run is interrupted (private): SIGTERM read as Ctrl-C, and what an interrupted fit raises.
+"""How a run ends early, diverged or interrupted (private), and what an interrupted fit raises.
 
-:meth:`~fmclassify.Trainer.fit` and :func:`~fmclassify.fit_together` run under
-:func:`sigterm_as_interrupt`, so a scheduler's SIGTERM ends a run the way Ctrl-C does; the
-epoch loop answers either with :class:`TrainingInterrupted`, which carries every finished
-epoch. Both are public names of :mod:`fmclassify.training`, which re-exports them.
+A run whose training loss turns non-finite ends as ``"diverged"`` (:func:`mark_diverged`). An
+interrupted one ends as ``"interrupted"`` (:func:`mark_interrupted`), and the loop raises
+:class:`TrainingInterrupted`, which carries every finished epoch: :meth:`~fmclassify.Trainer.fit`
+and :func:`~fmclassify.fit_together` run under :func:`sigterm_as_interrupt`, so a scheduler's
+SIGTERM ends a run the way Ctrl-C does. Both are public names of :mod:`fmclassify.training`,
+which re-exports them. (Converged and stopped runs are ended by callbacks, through
+:class:`~fmclassify.RunContext`.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from fmclassify.history import History
 
-__all__ = ["TrainingInterrupted", "sigterm_as_interrupt"]
+__all__ = ["TrainingInterrupted", "mark_diverged", "mark_interrupted", "sigterm_as_interrupt"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -42,6 +45,20 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
         return (type(self), (self.history, self.signum))
+
+
+def mark_diverged(history: History, epoch: int, step: int, lr: float) -> None:
+    """Mark the run diverged in ``epoch`` (at ``step``); the unfinished epoch is not recorded."""
+    history.status = "diverged"
+    history.diverged_epoch = epoch
+    history.reason = (f"training loss became non-finite in epoch {epoch} (step {step}); "
+                      f"lr {lr:g} is too large for this model")
+
+
+def mark_interrupted(history: History) -> None:
+    """Mark the run interrupted; ``history`` keeps its finished epochs."""
+    history.status = "interrupted"
+    history.reason = f"interrupted after {history.epochs_trained} finished epochs"
 
 
 @contextmanager
