@@ -52,7 +52,6 @@ from fmclassify._drivers import Request, alone, lockstep
 from fmclassify._evaluation import epoch_record, evaluate
 from fmclassify._fit_checks import check_callbacks, check_data_fits, check_start
 from fmclassify._progress import progress_bar
-from fmclassify._resume import RunState, restore_run, save_run
 from fmclassify._run_data import batch_preparer, hold_out, memory_format, on_device
 from fmclassify._run_end import (
     TrainingInterrupted,
@@ -61,7 +60,9 @@ from fmclassify._run_end import (
     sigterm_as_interrupt,
 )
 from fmclassify._run_metadata import run_metadata
+from fmclassify._step_choice import StepChooser, step_description
 from fmclassify._together import Together, why_not_together
+from fmclassify._trainer_state import TrainerState, restore_state, save_state
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
 from fmclassify.data import ImageDataset, num_batches
 from fmclassify.distributed import current_shard
@@ -76,7 +77,7 @@ from fmclassify.recipes import (
     make_optimizer,
     make_schedule,
 )
-from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step, needs_autograd
+from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step
 
 __all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
            "check_data_fits", "fit_together", "why_not_fit_together"]
@@ -377,7 +378,7 @@ class Trainer:
         self.ema = make_ema(self.model, self.recipe.ema)
         first: int | None = 1
         if resume and self.checkpoint is not None and self.checkpoint.exists():
-            first = restore_run(self.checkpoint, run, self._state())
+            first = restore_state(self.checkpoint, run, self._state())
         if first is not None:
             if not history.records:
                 history.append(self._evaluate_record(0, None, 0.0, None))
@@ -385,7 +386,7 @@ class Trainer:
                 cb.on_fit_start(run)
         return run, first
 
-    def _steps(self, run: RunContext) -> _Chooser:
+    def _steps(self, run: RunContext) -> StepChooser:
         """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
         name = self._step_choice.name
         forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
@@ -397,7 +398,7 @@ class Trainer:
             chosen = make_step(name, *args, forward=forward)
         autograd = (chosen if name in ("autograd", "compiled")
                     else make_step("autograd", *args, forward=forward))
-        return _Chooser(chosen, autograd, self.callbacks)
+        return StepChooser(chosen, autograd, self.callbacks)
 
     def _on_device(self, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
         return on_device(ds, self.device, self._memory_format)
@@ -431,19 +432,16 @@ class Trainer:
 
     def _save(self, run: RunContext) -> None:
         if self.checkpoint is not None and self._shard.rank == 0:  # one writer per run
-            save_run(self.checkpoint, run, self._state())
+            save_state(self.checkpoint, run, self._state())
 
-    def _state(self) -> RunState:
+    def _state(self) -> TrainerState:
         """What the checkpoint holds besides History and step (this fit's generator, schedule)."""
-        return RunState(self.model, self.optimizer, self.schedule, self.ema, self._gen,
+        return TrainerState(self.model, self.optimizer, self.schedule, self.ema, self._gen,
                         self.callbacks)
 
     def _metadata(self, train: ImageDataset, test: ImageDataset) -> dict[str, Any]:
-        watched = any(needs_autograd(cb) for cb in self.callbacks)
-        step = self._step_choice.describe(watched=watched)
-        if self._member is not None:
-            step = f"together ({self._member[1]} runs as one batched model)" + (
-                " (autograd in epochs where a callback reads gradients)" if watched else "")
+        together = self._member[1] if self._member is not None else None  # fit_together
+        step = step_description(self._step_choice, self.callbacks, together)
         held = len(self._val_set) if self._val_set is not None else 0
         return run_metadata(self, train, test, held=held, world=self._shard.world, step=step)
 
@@ -516,18 +514,6 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
             return lockstep(loops, group)
     finally:
         group.close()
-
-
-class _Chooser:
-    """Which step trains now: ``chosen``, or ``autograd`` while a callback reads gradients."""
-
-    def __init__(self, chosen: Step, autograd: Step, callbacks: Sequence[Callback]) -> None:
-        self.chosen, self.autograd, self.callbacks = chosen, autograd, callbacks
-
-    def __call__(self) -> Step:
-        if any(needs_autograd(cb) for cb in self.callbacks):
-            return self.autograd
-        return self.chosen
 
 
 def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:

@@ -1,4 +1,4 @@
-"""A run's checkpoint from the Trainer's side (private): what it saves, and how a run resumes.
+"""The Trainer's state in a checkpoint (private): what it saves, and how a run resumes from it.
 
 :mod:`fmclassify.checkpoint` writes and reads the file; here is what the Trainer puts in it
 after every finished epoch (model, optimizer, schedule, EMA, random states, callbacks, History)
@@ -17,11 +17,11 @@ import torch
 from fmclassify.callbacks import Callback, RunContext
 from fmclassify.checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["RunState", "restore_run", "save_run"]
+__all__ = ["TrainerState", "restore_state", "save_state"]
 
 
 @dataclass
-class RunState:
+class TrainerState:
     """What a checkpoint holds of a run besides its History and step counter."""
 
     model: torch.nn.Module
@@ -32,19 +32,19 @@ class RunState:
     callbacks: list[Callback]
 
 
-def save_run(path: Path, run: RunContext, state: RunState) -> None:
+def save_state(path: Path, run: RunContext, state: TrainerState) -> None:
     """Write ``run``'s checkpoint to ``path`` (atomically, by :func:`save_checkpoint`)."""
     save_checkpoint(path, model=state.model, optimizer=state.optimizer, history=run.history,
                     generator=state.generator, step=run.step, callbacks=state.callbacks,
                     extra=_extra_states(state))
 
 
-def _extra_states(state: RunState) -> dict[str, Any]:
+def _extra_states(state: TrainerState) -> dict[str, Any]:
     return {"schedule": state.schedule.state_dict() if state.schedule is not None else None,
             "ema": state.ema.state_dict() if state.ema is not None else None}
 
 
-def restore_run(path: Path, run: RunContext, state: RunState) -> int | None:
+def restore_state(path: Path, run: RunContext, state: TrainerState) -> int | None:
     """Load the checkpoint into model, optimizer, schedule, EMA, RNGs, callbacks and ``run``.
 
     Returns the first epoch to train, or None when the saved run had ended (converged,
