@@ -38,76 +38,51 @@ a :class:`~fmclassify.recipes.Recipe`. Choices a reader might question:
 
 from __future__ import annotations
 
-import math
-import platform
 import signal
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from fmclassify._batching import index_batches
 from fmclassify._checks import check_choice, check_device, check_int, check_lr, check_seed
+from fmclassify._drivers import Request, alone, lockstep
+from fmclassify._evaluation import epoch_record, evaluate
+from fmclassify._fit_checks import check_callbacks, check_data_fits, check_start
 from fmclassify._progress import progress_bar
+from fmclassify._run_data import batch_preparer, hold_out, memory_format, on_device
+from fmclassify._run_end import (
+    TrainingInterrupted,
+    mark_diverged,
+    mark_interrupted,
+    sigterm_as_interrupt,
+)
+from fmclassify._run_metadata import run_metadata
+from fmclassify._step_choice import StepChooser, step_description
 from fmclassify._together import Together, why_not_together
+from fmclassify._trainer_state import TrainerState, restore_state, save_state
 from fmclassify.callbacks import Callback, CallbackBase, RunContext
-from fmclassify.checkpoint import load_checkpoint, save_checkpoint
-from fmclassify.data import ImageDataset, iter_batches, num_batches
+from fmclassify.data import ImageDataset, num_batches
 from fmclassify.distributed import current_shard
-from fmclassify.exceptions import ConfigError, DataError
+from fmclassify.exceptions import ConfigError
 from fmclassify.history import EpochRecord, History, completed_reason
 from fmclassify.recipes import (
     AugmentArg,
-    BatchAugment,
     OptimizerArg,
     Recipe,
     ScheduleArg,
-    autocast,
-    black_value,
     make_ema,
     make_optimizer,
     make_schedule,
-    split_validation,
 )
-from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step, needs_autograd
+from fmclassify.steps import STEPS, Batch, Step, choose_step, make_step
 
 __all__ = ["Callback", "CallbackBase", "RunContext", "Trainer", "TrainingInterrupted",
            "check_data_fits", "fit_together", "why_not_fit_together"]
 
 _FINITE_CHECK_EVERY = 32  # steps between divergence checks (one host sync each)
-
-#: What the epoch loop asks of its driver for each batch: train this step on this batch.
-Request = tuple[Step, Batch]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM ended :meth:`Trainer.fit`; ``history`` holds every finished epoch.
-
-    It derives from :class:`KeyboardInterrupt`, so a sweep stops instead of starting its next
-    run; catch it to keep the partial results (the command line does, and exits with 130).
-
-    Examples
-    --------
-    >>> import fmclassify as fmc
-    >>> trainer = fmc.Trainer(fmc.build_model("base"), lr=0.1, epochs=10)
-    >>> try:                                                   # doctest: +SKIP
-    ...     history = trainer.fit(train, test)
-    ... except fmc.TrainingInterrupted as stop:
-    ...     history = stop.history          # status "interrupted", every finished epoch
-    """
-
-    def __init__(self, history: History, signum: int = signal.SIGINT) -> None:
-        super().__init__(f"training interrupted by signal {signum} after "
-                         f"{history.epochs_trained} finished epochs")
-        self.history = history
-        self.signum = signum
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
-        return (type(self), (self.history, self.signum))
 
 
 class Trainer:
@@ -241,15 +216,11 @@ class Trainer:
         self.seed = check_seed(seed)
         self.shuffle = bool(shuffle)
         self.device = check_device(device)
-        self.callbacks: list[Callback] = _check_callbacks(callbacks)
+        self.callbacks: list[Callback] = check_callbacks(callbacks)
         self.progress = progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.model = model.to(self.device)
-        # Convolutions on the CPU run markedly faster on channels-last (NHWC) tensors
-        # (benchmarks/cnn_speed.py); the weights and data are laid out so once, here and in fit.
-        self._memory_format = (torch.channels_last if self.device.type == "cpu"
-                               and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-                               else torch.contiguous_format)
+        self._memory_format = memory_format(model, self.device)  # channels-last: conv on CPU
         self.model.to(memory_format=self._memory_format)
         self._shard = current_shard()  # this process's part of a run under torchrun
         self._step_choice = choose_step(self.step_kind, self.model, self.recipe,
@@ -291,14 +262,14 @@ class Trainer:
             status ``"interrupted"``.
         """
         with sigterm_as_interrupt():
-            return _alone(self._loop(train, test, resume))
+            return alone(self._loop(train, test, resume))
 
     def _loop(self, train: ImageDataset, test: ImageDataset, resume: bool,
               placed: tuple[torch.Tensor, torch.Tensor] | None = None,
               ) -> Generator[Request, None, History]:
         """The epoch loop. It asks its caller for each step, ``yield step, batch``.
 
-        :meth:`fit` computes ``step(batch)`` right away (:func:`_alone`);
+        :meth:`fit` computes ``step(batch)`` right away (:func:`fmclassify._drivers.alone`);
         :func:`fit_together` computes the steps of several runs' loops as one. Everything
         else about a run (batches, schedule, EMA, divergence, evaluation, callbacks,
         checkpoints, interrupts) happens here, once, for both.
@@ -309,7 +280,9 @@ class Trainer:
             return history  # resumed a run that had already ended
         # the training set on the device; runs trained together share one copy (``placed``)
         x, y = placed if placed is not None else self._on_device(self._train_set)
-        prepare, plain = self._preparer(train)
+        # augmentation, channels-last for a conv model on the CPU, this rank's rows of a batch
+        prepare, plain = batch_preparer(self.recipe, train, self._memory_format, self._gen,
+                                        self._shard)
         steps = self._steps(run)
         # On a GPU the faster step is several times autograd's speed: an epoch leaves autograd
         # as soon as no callback reads gradients (a GradientTracer's 100 steps), not at its end.
@@ -349,7 +322,7 @@ class Trainer:
                     step.end_epoch()  # the model holds the epoch's weights from here on
                 loss_sum = shard.sum(step.loss_sum())  # over the ranks' rows: the whole set
                 if not torch.isfinite(loss_sum):
-                    self._diverged(run, epoch)
+                    mark_diverged(history, epoch, run.step, self.lr)
                     break
                 seconds = time.perf_counter() - started  # training only
                 record = self._evaluate_record(epoch, loss_sum.item() / len(y), seconds, lr)
@@ -367,8 +340,7 @@ class Trainer:
                 history.status = "completed"
                 history.reason = completed_reason(self.epochs)
         except KeyboardInterrupt as exc:
-            history.status = "interrupted"
-            history.reason = f"interrupted after {history.epochs_trained} finished epochs"
+            mark_interrupted(history)
             # The checkpoint keeps the last finished epoch: saving half-trained weights here
             # would make a resumed run differ from a straight one.
             self._finish(run, save=False)
@@ -387,19 +359,9 @@ class Trainer:
         Returns the run and its first epoch; None when the resumed checkpoint holds a run
         that had ended.
         """
-        if self.history is not None:
-            raise ConfigError(
-                "this Trainer already ran fit(); create a new Trainer for a new run, or resume "
-                "from its checkpoint with Trainer(..., checkpoint=PATH).fit(..., resume=True)")
-        if self.checkpoint is not None and self.checkpoint.exists() and not resume:
-            raise ConfigError(
-                f"checkpoint {str(self.checkpoint)!r} already exists; pass resume=True to "
-                "continue that run, or delete the file (or choose another path) to start afresh")
+        check_start(self.history is not None, self.checkpoint, resume)
         check_data_fits(self.model, train, test, self.device)
-        self._train_set, self._val_set = train, None
-        if self.recipe.val_split is not None:
-            self._train_set, self._val_set = split_validation(train, self.recipe.val_split,
-                                                              self.seed)
+        self._train_set, self._val_set = hold_out(train, self.recipe.val_split, self.seed)
         self._shard.check_batches(len(self._train_set), self.batch_size)
         self._eval_sets = {"test": self._on_device(test)}
         if self._val_set is not None:
@@ -416,7 +378,7 @@ class Trainer:
         self.ema = make_ema(self.model, self.recipe.ema)
         first: int | None = 1
         if resume and self.checkpoint is not None and self.checkpoint.exists():
-            first = self._restore(run)
+            first = restore_state(self.checkpoint, run, self._state())
         if first is not None:
             if not history.records:
                 history.append(self._evaluate_record(0, None, 0.0, None))
@@ -424,7 +386,7 @@ class Trainer:
                 cb.on_fit_start(run)
         return run, first
 
-    def _steps(self, run: RunContext) -> _Chooser:
+    def _steps(self, run: RunContext) -> StepChooser:
         """A chooser of each epoch's step (see :mod:`fmclassify.steps`)."""
         name = self._step_choice.name
         forward = self._shard.wrap(self.model)  # DistributedDataParallel under torchrun
@@ -436,40 +398,10 @@ class Trainer:
             chosen = make_step(name, *args, forward=forward)
         autograd = (chosen if name in ("autograd", "compiled")
                     else make_step("autograd", *args, forward=forward))
-        return _Chooser(chosen, autograd, self.callbacks)
-
-    def _preparer(self, train: ImageDataset) -> tuple[
-            Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]], bool]:
-        """A batch's way to the step, and whether that way changes nothing.
-
-        The way: augmentation, channels-last for a conv model on the CPU, this rank's rows
-        under torchrun.
-        """
-        fmt, aug, gen, shard = self._memory_format, None, self._gen, self._shard
-        if self.recipe.augment:
-            aug = BatchAugment(self.recipe.augment, black=black_value(train))
-
-        def prepare(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            if aug is not None:
-                xb = aug(xb, gen)
-            if fmt is torch.channels_last:  # index_select (shuffling) gives NCHW batches
-                xb = xb.contiguous(memory_format=fmt)
-            return shard.split(xb, yb)  # this rank's rows of it
-
-        plain = aug is None and fmt is not torch.channels_last and shard.world == 1
-        return prepare, plain
+        return StepChooser(chosen, autograd, self.callbacks)
 
     def _on_device(self, ds: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = ds.float_images().to(self.device).contiguous(memory_format=self._memory_format)
-        return x, ds.labels.to(self.device)
-
-    def _diverged(self, run: RunContext, epoch: int) -> None:
-        """Mark the run diverged in ``epoch``; the unfinished epoch is not recorded."""
-        history = run.history
-        history.status = "diverged"
-        history.diverged_epoch = epoch
-        history.reason = (f"training loss became non-finite in epoch {epoch} (step {run.step}); "
-                          f"lr {self.lr:g} is too large for this model")
+        return on_device(ds, self.device, self._memory_format)
 
     def _finish(self, run: RunContext, *, save: bool = True) -> None:
         for cb in self.callbacks:
@@ -483,106 +415,35 @@ class Trainer:
         """Mean cross-entropy loss and accuracy (a fraction) on ``dataset`` (the EMA if set)."""
         return self._evaluate(*self._on_device(dataset))
 
-    @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, *,
                   raw: bool = False) -> tuple[float, float]:
         """Loss and accuracy of the evaluated model: the EMA if set, unless ``raw``."""
         model = self.ema.module if self.ema is not None and not raw else self.model
-        was_training = model.training
-        model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        shard = self._shard  # each rank evaluates its rows; the sums are over all
-        with autocast(self.recipe.precision, model)():
-            for xb, yb in iter_batches(shard.rows(x), shard.rows(y), self.eval_batch_size,
-                                       shuffle=False):
-                logits = model(xb).float()
-                loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-                correct += (logits.argmax(1) == yb).sum()
-        model.train(was_training)
-        loss_sum, correct = shard.sum(loss_sum), shard.sum(correct)
-        loss = loss_sum.item() / len(y)
-        # a non-finite loss is kept as inf (JSON writes it as null); accuracy stays meaningful
-        return (loss if math.isfinite(loss) else float("inf")), correct.item() / len(y)
+        return evaluate(model, x, y, precision=self.recipe.precision,
+                        batch_size=self.eval_batch_size, shard=self._shard, device=self.device)
 
     def _evaluate_record(self, epoch: int, train_loss: float | None, seconds: float,
                          lr: float | None) -> EpochRecord:
         """The epoch's record; with EMA, the raw (trained) model's metrics too (``raw_*``)."""
-        metrics: dict[str, Any] = {}
-        for name, data in self._eval_sets.items():  # "test", and "val" with a split
-            metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = self._evaluate(*data)
-            if self.ema is not None:
-                metrics[f"raw_{name}_loss"], metrics[f"raw_{name}_accuracy"] = \
-                    self._evaluate(*data, raw=True)
-        return EpochRecord(epoch, train_loss, seconds=seconds, lr=lr, **metrics)
+        return epoch_record(epoch, train_loss, seconds, lr, self._eval_sets, self._evaluate,
+                            raw=self.ema is not None)
 
     # -- checkpoints and metadata -------------------------------------------------------------
 
     def _save(self, run: RunContext) -> None:
         if self.checkpoint is not None and self._shard.rank == 0:  # one writer per run
-            save_checkpoint(self.checkpoint, model=self.model, optimizer=self.optimizer,
-                            history=run.history, generator=self._gen, step=run.step,
-                            callbacks=self.callbacks, extra=self._extra_states())
+            save_state(self.checkpoint, run, self._state())
 
-    def _extra_states(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.state_dict() if self.schedule is not None else None,
-                "ema": self.ema.state_dict() if self.ema is not None else None}
-
-    def _restore(self, run: RunContext) -> int | None:
-        """Load the checkpoint into model, optimizer, schedule, EMA, RNGs and callbacks."""
-        assert self.checkpoint is not None  # fit only calls this with a checkpoint path
-        saved, step, extra = load_checkpoint(
-            self.checkpoint, model=self.model, optimizer=self.optimizer,
-            metadata=run.history.metadata, generator=self._gen, callbacks=self.callbacks)
-        if self.schedule is not None and extra.get("schedule") is not None:
-            self.schedule.load_state_dict(extra["schedule"])
-        if self.ema is not None and extra.get("ema") is not None:
-            self.ema.load_state_dict(extra["ema"])
-        history = run.history
-        history.records.extend(saved.records)
-        history.metadata.update({k: v for k, v in saved.metadata.items()
-                                 if k not in history.metadata})
-        run.step = step
-        if saved.status in ("converged", "stopped", "diverged"):
-            history.status, history.reason = saved.status, saved.reason
-            history.diverged_epoch = saved.diverged_epoch
-            return None  # that run had ended; resuming it changes nothing
-        return saved.epochs_trained + 1
+    def _state(self) -> TrainerState:
+        """What the checkpoint holds besides History and step (this fit's generator, schedule)."""
+        return TrainerState(self.model, self.optimizer, self.schedule, self.ema, self._gen,
+                        self.callbacks)
 
     def _metadata(self, train: ImageDataset, test: ImageDataset) -> dict[str, Any]:
-        import torchvision
-
-        from fmclassify._version import __version__
-
-        watched = any(needs_autograd(cb) for cb in self.callbacks)
-        step = self._step_choice.describe(watched=watched)
-        if self._member is not None:
-            step = f"together ({self._member[1]} runs as one batched model)" + (
-                " (autograd in epochs where a callback reads gradients)" if watched else "")
+        together = self._member[1] if self._member is not None else None  # fit_together
+        step = step_description(self._step_choice, self.callbacks, together)
         held = len(self._val_set) if self._val_set is not None else 0
-        return {
-            "model": _model_name(self.model),
-            "lr": self.lr,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            **self.recipe.describe(),
-            "seed": self.seed,
-            "shuffle": self.shuffle,
-            "parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-            "dataset": train.name,
-            "num_classes": train.num_classes,
-            "train_size": len(train) - held,
-            "val_size": held,
-            "test_size": len(test),
-            "data_checksum": train.checksum + ("+" + test.checksum if test.checksum else ""),
-            "device": str(self.device),
-            "threads": torch.get_num_threads(),
-            "world_size": self._shard.world,
-            "step": step,
-            "versions": {"fmclassify": __version__, "torch": str(torch.__version__),
-                         "torchvision": str(torchvision.__version__),
-                         "python": platform.python_version()},
-        }
+        return run_metadata(self, train, test, held=held, world=self._shard.world, step=step)
 
 
 def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDataset, *,
@@ -650,21 +511,9 @@ def fit_together(trainers: Sequence[Trainer], train: ImageDataset, test: ImageDa
     loops = [t._loop(train, test, resume, placed) for t in trainers]
     try:
         with sigterm_as_interrupt():
-            return _lockstep(loops, group)
+            return lockstep(loops, group)
     finally:
         group.close()
-
-
-class _Chooser:
-    """Which step trains now: ``chosen``, or ``autograd`` while a callback reads gradients."""
-
-    def __init__(self, chosen: Step, autograd: Step, callbacks: Sequence[Callback]) -> None:
-        self.chosen, self.autograd, self.callbacks = chosen, autograd, callbacks
-
-    def __call__(self) -> Step:
-        if any(needs_autograd(cb) for cb in self.callbacks):
-            return self.autograd
-        return self.chosen
 
 
 def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:
@@ -689,136 +538,3 @@ def why_not_fit_together(trainers: Sequence[Trainer]) -> str | None:
     if reason is None and any(t._shard.world > 1 for t in trainers):
         reason = "a run trains data-parallel over several processes"
     return reason
-
-
-def _lockstep(loops: list[Generator[Request, None, History]],
-              group: Together) -> list[History]:
-    """Drive several loops a step at a time; the steps that name ``group`` are computed as one."""
-    out: dict[int, History] = {}
-    asks: dict[int, Request] = {}
-
-    def advance(k: int) -> None:
-        try:
-            asks[k] = next(loops[k])
-        except StopIteration as done:  # the run ended: completed, converged, diverged
-            out[k] = done.value
-            asks.pop(k, None)
-
-    try:
-        for k in range(len(loops)):  # each run's start: checks, resume, epoch 0
-            advance(k)
-        while asks:
-            together = {k: batch for k, (step, batch) in asks.items()
-                        if getattr(step, "group", None) is group}
-            if together:
-                group.step(together)
-            for k, (step, batch) in list(asks.items()):
-                if k not in together:
-                    step(batch)  # a run on a step of its own (a callback reads gradients)
-                advance(k)
-    except BaseException as exc:  # every run's loop handles it where it asked (checkpoints)
-        stopped = None
-        for k in list(asks):
-            try:
-                loops[k].throw(exc)
-            except TrainingInterrupted as stop:
-                out[k], stopped = stop.history, stopped or stop
-            except BaseException:
-                continue  # the same error, raised once below
-        if stopped is not None and not isinstance(exc, TrainingInterrupted) and isinstance(
-                exc, KeyboardInterrupt):
-            raise stopped from None  # Ctrl-C between steps: as a run's loop would say it
-        raise
-    return [out[k] for k in range(len(loops))]
-
-
-def _alone(loop: Generator[Request, None, History]) -> History:
-    """Drive one run's epoch loop to its end, computing each step it asks for right away."""
-    try:
-        step, batch = next(loop)
-        while True:
-            try:
-                step(batch)
-            except BaseException as exc:  # raised where the loop asked: its handlers run
-                step, batch = loop.throw(exc)
-            else:
-                step, batch = next(loop)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
-def _model_name(model: torch.nn.Module) -> str:
-    return str(getattr(model, "fmclassify_name", type(model).__name__))
-
-
-def _check_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
-    out = list(callbacks)
-    for cb in out:
-        if not isinstance(cb, Callback):
-            raise ConfigError(
-                f"callback {cb!r} lacks the hooks on_fit_start, on_after_backward, "
-                "on_epoch_end, on_fit_end; subclass fmclassify.CallbackBase")
-    return out
-
-
-def check_data_fits(model: torch.nn.Module, train: ImageDataset, test: ImageDataset,
-                    device: torch.device | str = "cpu") -> None:
-    """Refuse data that does not fit the model, with one forward pass on two images.
-
-    Raises
-    ------
-    DataError
-        Not ImageDatasets, train and test shapes differ, the images do not fit the model, or
-        its outputs do not match the classes; the message says how to build the model.
-    """
-    for label, ds in (("train", train), ("test", test)):
-        if not isinstance(ds, ImageDataset):
-            raise DataError(f"{label} must be an ImageDataset from fmclassify.load_dataset, "
-                            f"got {type(ds).__name__}")
-    if train.image_shape != test.image_shape:
-        raise DataError(f"train images are {train.image_shape} but test images are "
-                        f"{test.image_shape}; use the two splits of one data set")
-    sample = train.float_images()[:2].to(device)
-    name = _model_name(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(sample)
-    except RuntimeError as exc:
-        c, h, w = train.image_shape
-        raise DataError(
-            f"images of shape {train.image_shape} do not fit model {name!r} ({exc}); build "
-            f"the model for this data: build_model({name!r}, in_channels={c}, "
-            f"image_size={h})" + ("" if h == w else " (the built-in models need square images)")
-        ) from None
-    finally:
-        model.train(was_training)
-    if out.ndim != 2 or out.shape[1] != train.num_classes:
-        raise DataError(
-            f"model {name!r} outputs shape {tuple(out.shape)} but {train.name or 'the data'} "
-            f"has {train.num_classes} classes; build it with num_classes={train.num_classes}")
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt during fit, so both end the run the same way.
-
-    Outside the main thread (where Python delivers no signal) it does nothing. The previous
-    handler is restored afterwards; one that Python did not install (``None``: set by C code)
-    cannot be restored from Python, so the default action is put back in its place.
-    """
-    def handler(signum: int, frame: object) -> None:
-        exc = KeyboardInterrupt()
-        exc.signum = signum  # type: ignore[attr-defined]
-        raise exc
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
