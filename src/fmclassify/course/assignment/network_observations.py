@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fmclassify.course.assignment.spread import apart, one_seed, pct
+from fmclassify.course.assignment.spread import apart, one_seed, pct, trained
 
 if TYPE_CHECKING:
     from fmclassify.experiments import ExperimentResult
@@ -29,11 +29,14 @@ def model_observations(models: ExperimentResult) -> list[str]:
         accurate model here" (a model only when it is ahead of every other beyond the spread,
         or there is one seed); then, when that lead is real, its price in parameters.
     """
-    rows = [r for r in models.table() if r["final_accuracy"] is not None]
+    table = models.table()
+    notes = [f"{r['model']} diverged in {r['diverged']} of {r['seeds']} seeds (its loss became "
+             "non-finite)" + (f": its numbers are those of the {trained(r)} that trained."
+                              if trained(r) else ".") for r in table if r["diverged"]]
+    rows = [r for r in table if r["final_accuracy"] is not None]
     if not rows:
-        return ["No model finished a training epoch, so no comparison can be made."]
+        return [*notes, "No model finished a training epoch, so no comparison can be made."]
     ref = rows[0]
-    notes: list[str] = []
     for r in rows[1:]:
         ratio = r["parameters"] / ref["parameters"]
         gain = 100 * (r["final_accuracy"] - ref["final_accuracy"])
@@ -91,7 +94,12 @@ def structure_observations(models: ExperimentResult, reports: Mapping[str, Any])
         lead = 100 * (a["final_accuracy"] - b["final_accuracy"])
         differ = apart(a, b, "final_accuracy")
         sizes = f"{a['parameters'] / b['parameters']:.2f} times its parameters"
-        if differ is False:
+        if differ is None and trained(a) + trained(b) > 2:
+            notes.append(f"The CNN, {cnn} ({pct(a['final_accuracy'])}), and the best MLP, {mlp} "
+                         f"({pct(b['final_accuracy'])}), differ by {abs(lead):.1f} points, but "
+                         "one of them has a single trained seed: no spread tells whether that "
+                         "is more than seed noise.")
+        elif differ is False:
             notes.append(f"The CNN, {cnn} ({pct(a['final_accuracy'])}), and the best MLP, {mlp} "
                          f"({pct(b['final_accuracy'])}), are within the spread of their seeds, "
                          f"the CNN with {sizes}: at this budget the runs do not tell structure "

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "budget_observations",
+    "cancellation_observation",
     "convergence_observations",
     "gradient_blowups",
     "gradient_observation",
@@ -119,7 +120,7 @@ def convergence_observations(conv: ExperimentResult,
     """
     sweep_rows = {r["lr"]: r for r in sweep.table()} if sweep is not None else {}
     notes: list[str] = []
-    converged: list[tuple[float, float]] = []
+    converged: list[Mapping[str, Any]] = []
     groups = conv.groups()
     for r in conv.table():
         lr, epoch = r["lr"], r.get("converged_epoch")
@@ -132,32 +133,40 @@ def convergence_observations(conv: ExperimentResult,
         if epoch is None:
             continue
         if thrashes(r):
-            notes.append(f"lr {lr:g} met the convergence rule at epoch {epoch:.0f}, but at "
+            notes.append(f"lr {lr:g} met the convergence rule at epoch {_epoch(r)}, but at "
                          f"{pct(r['final_accuracy'])} accuracy: its accuracy stopped changing "
                          "because the network stopped learning, not because it reached a good "
                          "minimum (flagged unstable).")
             continue
-        converged.append((lr, epoch))
-        line = (f"lr {lr:g} met the convergence rule at epoch {epoch:.0f} with "
-                f"{pct(r['final_accuracy'])} accuracy")
-        if r["unstable"]:
-            line += f" (unstable in {r['unstable']} of {r['seeds']} seeds)"
+        converged.append(r)
+        asides = [f"unstable in {r['unstable']} of {r['seeds']} seeds"] if r["unstable"] else []
         base = sweep_rows.get(lr)
         if base and base["final_accuracy"] is not None and r["final_accuracy"] is not None:
             diff = 100 * (r["final_accuracy"] - base["final_accuracy"])
-            line += f" ({diff:+.1f} points against its Q1.1 runs)"
-        notes.append(line + ".")
+            asides.append(f"{diff:+.1f} points against its Q1.1 runs")
+        notes.append(f"lr {lr:g} met the convergence rule at epoch {_epoch(r)} with "
+                     f"{pct(r['final_accuracy'])} accuracy"
+                     + (f" ({'; '.join(asides)})" if asides else "") + ".")
     if len(converged) >= 2:
-        by_lr = sorted(converged, key=lambda t: -t[0])
-        epochs = [e for _, e in by_lr]
-        order = ", ".join(f"lr {lr:g}: {e:.0f}" for lr, e in by_lr)
-        if all(a <= b for a, b in itertools.pairwise(epochs)):
-            notes.append(f"Smaller learning rates needed more epochs to converge ({order}).")
+        by_lr = sorted(converged, key=lambda r: -r["lr"])
+        epochs = [r["converged_epoch"] for r in by_lr]
+        words = ", ".join(f"lr {r['lr']:g}: {_epoch(r)}" for r in by_lr)
+        if any(apart(a, b, "converged_epoch") is False for a, b in itertools.pairwise(by_lr)):
+            notes.append(f"The epochs to convergence ({words}) overlap within the spread of "
+                         "their seeds: the rule does not put these learning rates in an order.")
+        elif all(a <= b for a, b in itertools.pairwise(epochs)):
+            notes.append(f"Smaller learning rates needed more epochs to converge ({words}).")
         else:
             notes.append(f"The epochs to convergence do not simply grow as the learning rate "
-                         f"shrinks ({order}): a rule on the change per epoch also stops a run "
+                         f"shrinks ({words}): a rule on the change per epoch also stops a run "
                          "that learns slowly but steadily.")
     return notes
+
+
+def _epoch(row: Mapping[str, Any]) -> str:
+    """A row's convergence epoch: the mean over its converged seeds, ± their spread."""
+    spread = row.get("converged_epoch_std")
+    return f"{row['converged_epoch']:.0f}" + ("" if spread is None else f" ± {spread:.0f}")
 
 
 def _late_best(short: Any, long: Any) -> tuple[int, float] | None:
@@ -219,9 +228,11 @@ def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list
         if thrashes(short_row) or thrashes(long_row):
             peaks = sorted({lg.column("epoch")[lg.column("test_accuracy").index(
                 lg.best_accuracy)] for _, lg in pairs})
+            at = (f"epoch {peaks[0]}" if len(peaks) == 1 else
+                  f"epochs {', '.join(map(str, peaks))} (by seed)")
             notes.append(f"lr {lr:g} thrashed (flagged unstable): its best accuracy came at "
-                         f"epoch {', '.join(map(str, peaks))}; more epochs cannot help steps "
-                         "that overshoot, so the fixed budget did not cut it short.")
+                         f"{at}; more epochs cannot help steps that overshoot, so the fixed "
+                         "budget did not cut it short.")
             continue
         late = [x for x in (_late_best(s, lg) for s, lg in pairs) if x is not None]
         n = len(pairs)
@@ -415,6 +426,39 @@ def gradient_blowups(result: ExperimentResult, factor: float = 1000.0) -> list[s
 def _peak(values: Sequence[float | None], factor: float) -> bool:
     sizes = [abs(float(v)) for v in values if v is not None]
     return bool(sizes) and max(sizes) > factor * max(sizes[0], 1e-30)
+
+
+def cancellation_observation(signed: ExperimentResult, size: ExperimentResult,
+                             lr: float) -> str:
+    """How much of the gradient cancels in the signed mean at one learning rate.
+
+    Parameters
+    ----------
+    signed, size : ExperimentResult
+        The same :func:`~fmclassify.gradient_study` with ``statistic="mean"`` and
+        ``"mean_abs"``: the runs of one seed trace the same steps.
+    lr : float
+        The learning rate to describe.
+
+    Returns
+    -------
+    str
+        The median over the steps (and seeds) of ``|signed mean| / mean |g|``, and how often the
+        signed mean changed sign; or why there is nothing to say.
+    """
+    pairs = [(a.gradients["values"], b.gradients["values"])
+             for a in signed.groups().get(lr, []) for b in size.groups().get(lr, [])
+             if a.spec.seed == b.spec.seed and a.gradients and b.gradients]
+    ratios = [abs(x) / y for m, s in pairs for x, y in zip(m, s, strict=False)
+              if x is not None and y]
+    if not ratios:
+        return f"lr {lr:g} has no finite pair of traces to compare."
+    flips = [sum((x > 0) != (y > 0) for x, y in itertools.pairwise(m) if None not in (x, y))
+             for m, _ in pairs]
+    return (f"At lr {lr:g} the signed mean is typically {statistics.median(ratios):.1%} of the "
+            "mean absolute gradient (median over the steps and seeds): most of the gradient "
+            f"cancels in the sum, and the signed mean changed sign {min(flips)} to {max(flips)} "
+            f"times in {len(pairs[0][0])} steps.")
 
 
 def gradient_observations(signed: ExperimentResult, size: ExperimentResult, hint: str,

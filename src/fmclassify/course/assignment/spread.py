@@ -26,11 +26,12 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ONE_SEED", "apart", "one_seed", "order", "pct", "thrashes"]
+__all__ = ["ONE_SEED", "apart", "one_seed", "order", "pct", "thrashes", "trained"]
 
-#: The caveat under comparisons that rest on one seed (``{what}``: "learning rate", ...).
-ONE_SEED = ("These comparisons rest on one seed per {what}: no seed-to-seed spread was measured, "
-            "so a difference of a point or two may be noise (seeds=(0, 1, 2) measures it).")
+#: The caveat under comparisons where a row rests on one seed (``{what}``: "learning rate").
+ONE_SEED = ("Where a {what} has one trained seed, no seed-to-seed spread was measured: its "
+            "differences from the others are not tested against the noise of the seeds "
+            "(seeds=(0, 1, 2) measures it).")
 
 Row = Mapping[str, Any]
 
@@ -40,10 +41,14 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def trained(row: Row) -> int:
+    """How many of a row's seeds trained: neither diverged nor failed (their numbers count)."""
+    return int(row["seeds"] - row.get("diverged", 0) - row.get("failed", 0))
+
+
 def thrashes(row: Row) -> bool:
     """Whether most of a row's trained seeds are unstable (one jumpy seed is not a verdict)."""
-    trained = row["seeds"] - row.get("diverged", 0) - row.get("failed", 0)
-    return trained > 0 and 2 * row["unstable"] > trained
+    return trained(row) > 0 and 2 * row["unstable"] > trained(row)
 
 
 def apart(a: Row, b: Row, key: str) -> bool | None:
@@ -58,9 +63,9 @@ def apart(a: Row, b: Row, key: str) -> bool | None:
 
 
 def one_seed(rows: Sequence[Row], what: str) -> list[str]:
-    """:data:`ONE_SEED` when some of several rows has one seed; else nothing."""
+    """:data:`ONE_SEED` when some of several rows has one trained seed; else nothing."""
     return [ONE_SEED.format(what=what)] if len(rows) > 1 and any(
-        r["seeds"] == 1 for r in rows) else []
+        trained(r) == 1 for r in rows) else []
 
 
 def order(rows: Sequence[Row], key: str, name: Callable[[Row], str]) -> tuple[list[str], str]:
