@@ -250,7 +250,8 @@ def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list
             continue
         notes.append(f"lr {lr:g}: the fixed budget cut it short: in {len(late)} of {n} seeds "
                      f"the longer run's best accuracy came after epoch {epochs} (at epoch "
-                     f"{at:.0f}), {100 * gain:.1f} points above its best within Q1.1's "
+                     f"{at:.0f}{' on average' if len(late) > 1 else ''}), {100 * gain:.1f} "
+                     "points above its best within Q1.1's "
                      f"{epochs} epochs.")
     return notes
 

@@ -30,8 +30,8 @@ __all__ = ["ONE_SEED", "apart", "one_seed", "order", "pct", "thrashes", "trained
 
 #: The caveat under comparisons where a row rests on one seed (``{what}``: "learning rate").
 ONE_SEED = ("Where a {what} has one trained seed, no seed-to-seed spread was measured: its "
-            "differences from the others are not tested against the noise of the seeds "
-            "(seeds=(0, 1, 2) measures it).")
+            "differences from the others are not tested against the noise of the seeds, which "
+            "only more seeds that train can measure.")
 
 Row = Mapping[str, Any]
 
