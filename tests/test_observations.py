@@ -25,7 +25,7 @@ from fmclassify.course.assignment.observations import (
 )
 from fmclassify.course.assignment.spread import apart, order
 from fmclassify.experiments import ExperimentResult
-from fmclassify.history import EpochRecord, History
+from fmclassify.history import ConvergenceVerdict, EpochRecord, History
 from fmclassify.parameters import count_parameters
 from fmclassify.registry import build_model
 from fmclassify.runs import RunResult, RunSpec
@@ -46,8 +46,7 @@ def run(accs, *, lr=0.1, seed=0, model="base", epochs=None, thrash=False, conver
                 diverged_epoch=diverged,
                 metadata={"num_classes": 10, "lr": lr, "model": model,
                           "parameters": SIZES[model]})
-    if converged:
-        h.metadata["converged_epoch"] = converged
+    h.record_convergence(ConvergenceVerdict(epoch=converged, epochs_watched=len(accs)))
     h.append(EpochRecord(0, None, GUESS, 0.1, 0.0))
     for i, a in enumerate(accs, 1):
         loss = 1.1 * GUESS if thrash and i == 1 else 0.5

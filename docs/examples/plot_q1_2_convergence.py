@@ -110,7 +110,7 @@ replay = {lr: {t: [converged_epoch(run.history, t) for run in runs] for t in THR
           for lr, runs in study.groups().items()
           if all(run.history.status != "diverged" for run in runs)}
 for lr, runs in study.groups().items():
-    found = [run.history.metadata.get("converged_epoch") for run in runs]
+    found = [run.history.convergence.epoch for run in runs]
     if lr in replay and replay[lr][RULE["threshold"]] != found:
         raise RuntimeError(f"the replay disagrees with the study for lr {lr:g}")
 

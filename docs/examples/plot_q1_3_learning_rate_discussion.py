@@ -114,7 +114,7 @@ for run in (r for r in study.runs if r.spec.seed == SEEDS[0]):
                           [100 * a for a in h.column("test_accuracy", include_initial=True)],
                           "-", label=f"lr={run.spec.lr:g}")
     ax_loss.plot(h.column("epoch"), h.column("train_loss"), "-", color=line.get_color())
-    epoch = h.metadata.get("converged_epoch")
+    epoch = h.convergence.epoch
     if epoch:
         ax_acc.plot(epoch, 100 * h.column("test_accuracy")[epoch - 1], "o",
                     color=line.get_color())

@@ -126,7 +126,7 @@ def convergence_observations(conv: ExperimentResult,
         lr, epoch = r["lr"], r.get("converged_epoch")
         missed = [run.history.epochs_trained for run in groups[lr]
                   if run.history.status not in ("diverged", "failed") and run.history.trained
-                  and run.history.metadata.get("converged_epoch") is None]
+                  and _converged_at(run.history) is None]
         if missed:
             notes.append(f"lr {lr:g} did not meet the rule within {max(missed)} epochs in "
                          f"{len(missed)} of {r['seeds']} seeds.")
@@ -161,6 +161,11 @@ def convergence_observations(conv: ExperimentResult,
                          f"shrinks ({words}): a rule on the change per epoch also stops a run "
                          "that learns slowly but steadily.")
     return notes
+
+
+def _converged_at(history: Any) -> int | None:
+    """The epoch a run met its convergence rule at (its typed verdict), or None."""
+    return history.convergence.epoch if history.convergence is not None else None
 
 
 def _epoch(row: Mapping[str, Any]) -> str:
@@ -297,7 +302,7 @@ def threshold_observations(conv: ExperimentResult,
                          f"epoch {_epochs(b)}: its accuracy stopped moving at once.")
     window, patience, threshold = rule["window"], rule["patience"], rule["threshold"]
     missed = [r for r in conv.runs if r.history.status not in ("diverged", "failed")
-              and r.history.trained and r.history.metadata.get("converged_epoch") is None]
+              and r.history.trained and _converged_at(r.history) is None]
     for run in missed:
         moves = _smoothed_moves(run.history.column("test_accuracy"), window)[-patience:]
         notes.append(f"{run.spec.label} seed {run.spec.seed} never met the rule within "
