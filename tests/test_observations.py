@@ -23,6 +23,7 @@ from fmclassify.course.assignment.observations import (
     sweep_observations,
     threshold_observations,
 )
+from fmclassify.course.assignment.sentences import Sentences
 from fmclassify.course.assignment.spread import apart, order
 from fmclassify.experiments import ExperimentResult
 from fmclassify.history import ConvergenceVerdict, EpochRecord, History
@@ -311,3 +312,13 @@ def test_networks_that_diverged_in_most_seeds_say_so_and_are_not_ranked_on_one()
                                    "differ by 6.3 points, but one of them has a single trained "
                                    "seed")
     assert not any("did not pay off" in n for n in structure)
+
+
+def test_the_sentences_show_as_a_bulleted_list_in_a_notebook():
+    sweep = ExperimentResult("lr_sweep", [run([0.8], lr=0.1), run([0.7], lr=0.01)])
+    notes = sweep_observations(sweep)
+    assert isinstance(notes, Sentences) and isinstance(notes, list)
+    both = notes + model_observations(models({"base": [0.85], "wider": [0.86]}))
+    assert isinstance(both, Sentences)
+    assert both._repr_html_().startswith("<ul><li>After 1 epochs the best learning rate is 0.1")
+    assert str(notes).startswith("* After 1 epochs")

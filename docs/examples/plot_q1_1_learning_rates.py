@@ -91,8 +91,7 @@ accuracy = plot_comparison([run.history for run in first_seed], metric="test_acc
 
 from fmclassify.course.assignment.observations import sweep_observations
 
-for sentence in sweep_observations(sweep):
-    print("*", sentence)
+sweep_observations(sweep)
 
 # %%
 # **Reading the table.** A learning rate is not good or bad by itself: it is good for this

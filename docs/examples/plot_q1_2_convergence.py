@@ -81,8 +81,7 @@ runs = [run.history.plot() for run in first_seed]
 
 from fmclassify.course.assignment.observations import convergence_observations
 
-for sentence in convergence_observations(study):
-    print("*", sentence)
+convergence_observations(study)
 
 # %%
 # The threshold's effect
@@ -149,8 +148,7 @@ ax.legend(loc="lower left")
 
 from fmclassify.course.assignment.observations import threshold_observations
 
-for sentence in threshold_observations(study, replay, RULE):
-    print("*", sentence)
+threshold_observations(study, replay, RULE)
 
 # %%
 # **Converged is not the same as trained well.** The rule watches how much the accuracy moves,

@@ -99,7 +99,7 @@ pd.DataFrame([{
     else f"{b['converged_epoch']:.1f}",
     "Q1.2: accuracy then": pm(b, "final_accuracy"),
     "Q1.2: best": pm(b, "best_accuracy"),
-} for a, b in zip(sweep.table(), study.table(), strict=True)])
+} for a, b in zip(sweep.table(), study.table(), strict=True)]).set_index("lr")
 
 # %%
 # The first seed's runs of Q1.2; the dotted line is the end of Q1.1's budget, a dot the epoch a
@@ -137,5 +137,4 @@ ax_acc.legend()
 
 from fmclassify.course.assignment.observations import lr_observations
 
-for sentence in lr_observations(sweep, study):
-    print("*", sentence)
+lr_observations(sweep, study)

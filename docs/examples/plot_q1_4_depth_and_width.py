@@ -78,8 +78,7 @@ train_loss = plot_comparison(first_seed, metric="train_loss",
 
 from fmclassify.course.assignment.observations import model_observations
 
-for sentence in model_observations(result):
-    print("*", sentence)
+model_observations(result)
 
 # %%
 # The Q1.5 page counts these parameters layer by layer, by hand and with

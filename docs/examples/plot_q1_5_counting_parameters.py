@@ -120,7 +120,7 @@ for name, report in reports.items():
     numel = sum(p.numel() for p in fmc.build_model(name).parameters() if p.requires_grad)
     if not sum(by_hand[name].values()) == report.trainable == numel:
         raise RuntimeError(f"{name}: the totals disagree")
-pd.DataFrame(rows)
+pd.DataFrame(rows).set_index(["model", "layer"])
 
 # %%
 # Where the parameters are

@@ -68,11 +68,11 @@ def pm(row, key):
 
 pd.DataFrame([{
     "model": name, "parameters": f"{rows[name]['parameters']:,}",
-    "in the first layer": f"{reports[name].rows[0].numel / reports[name].trainable:.1%}",
+    "in the first layer": f"{reports[name].rows[0].numel / reports[name].trainable:.2%}",
     "final accuracy": pm(rows[name], "final_accuracy"),
     "best accuracy": pm(rows[name], "best_accuracy"),
     "s/epoch": f"{rows[name]['seconds_per_epoch']:.1f}",
-} for name in MODELS])
+} for name in MODELS]).set_index("model")
 
 # %%
 # Accuracy against size: each bar spans the mean ± the standard deviation over the seeds.
@@ -104,8 +104,7 @@ ax.grid(alpha=0.3)
 
 from fmclassify.course.assignment.observations import model_observations, structure_observations
 
-for sentence in model_observations(result) + structure_observations(result, reports):
-    print("*", sentence)
+model_observations(result) + structure_observations(result, reports)
 
 # %%
 # **The budget.** On the quick budget these runs saw 10,000 training images for 5 epochs: a

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fmclassify.course.assignment.sentences import Sentences
 from fmclassify.course.assignment.spread import apart, one_seed, pct, trained
 
 if TYPE_CHECKING:
@@ -19,12 +20,12 @@ if TYPE_CHECKING:
 __all__ = ["model_observations", "structure_observations"]
 
 
-def model_observations(models: ExperimentResult) -> list[str]:
+def model_observations(models: ExperimentResult) -> Sentences:
     """Q1.4's sentences: each network against the first, and which is most accurate.
 
     Returns
     -------
-    list of str
+    Sentences
         One sentence per network after the first; then one that starts with "The most
         accurate model here" (a model only when it is ahead of every other beyond the spread,
         or there is one seed); then, when that lead is real, its price in parameters.
@@ -35,7 +36,8 @@ def model_observations(models: ExperimentResult) -> list[str]:
                               if trained(r) else ".") for r in table if r["diverged"]]
     rows = [r for r in table if r["final_accuracy"] is not None]
     if not rows:
-        return [*notes, "No model finished a training epoch, so no comparison can be made."]
+        return Sentences([*notes, "No model finished a training epoch, so no comparison can be "
+                                  "made."])
     ref = rows[0]
     for r in rows[1:]:
         ratio = r["parameters"] / ref["parameters"]
@@ -65,10 +67,11 @@ def model_observations(models: ExperimentResult) -> list[str]:
             (best["parameters"] - fewest["parameters"]) / 1e6)
         notes.append(f"Against the smallest model ({fewest['model']}), {best['model']} buys "
                      f"{per_m:.2f} accuracy points per million extra parameters.")
-    return notes + one_seed(rows, "network")
+    return Sentences(notes + one_seed(rows, "network"))
 
 
-def structure_observations(models: ExperimentResult, reports: Mapping[str, Any]) -> list[str]:
+def structure_observations(models: ExperimentResult,
+                           reports: Mapping[str, Any]) -> Sentences:
     """Q1.6's sentences: a convolutional network against the best MLP, where parameters sit, cost.
 
     Parameters
@@ -80,7 +83,7 @@ def structure_observations(models: ExperimentResult, reports: Mapping[str, Any])
 
     Returns
     -------
-    list of str
+    Sentences
     """
     rows = {r["model"]: r for r in models.table() if r["final_accuracy"] is not None}
     convs = [m for m in rows if m in reports and any(
@@ -142,4 +145,4 @@ def structure_observations(models: ExperimentResult, reports: Mapping[str, Any])
                          + (f", with only {p:.1f}x its parameters: a convolution's arithmetic "
                             "grows with the image, not with its parameter count."
                             if t > 1.5 * p else "."))
-    return notes + one_seed(list(rows.values()), "network")
+    return Sentences(notes + one_seed(list(rows.values()), "network"))

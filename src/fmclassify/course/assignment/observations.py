@@ -24,6 +24,7 @@ from fmclassify.course.assignment.network_observations import (
     model_observations,
     structure_observations,
 )
+from fmclassify.course.assignment.sentences import Sentences
 from fmclassify.course.assignment.spread import apart, one_seed, order, pct, thrashes
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _lr(row: Mapping[str, Any]) -> str:
     return f"lr {row['lr']:g}"
 
 
-def sweep_observations(sweep: ExperimentResult) -> list[str]:
+def sweep_observations(sweep: ExperimentResult) -> Sentences:
     """Q1.1's sentences: which learning rate did best after the fixed budget, and the others.
 
     Parameters
@@ -63,7 +64,7 @@ def sweep_observations(sweep: ExperimentResult) -> list[str]:
 
     Returns
     -------
-    list of str
+    Sentences
         Diverged and thrashing rates first, then the best rate (a sentence that starts with
         "After"), then how far each other stable rate ended from it.
     """
@@ -80,7 +81,7 @@ def sweep_observations(sweep: ExperimentResult) -> list[str]:
                          f"{r['final_train_loss']:.3f}; its steps overshoot the minimum.")
     stable = [r for r in rows if r["final_accuracy"] is not None and not thrashes(r)]
     if not stable:
-        return notes
+        return Sentences(notes)
     best = max(stable, key=lambda r: r["final_accuracy"])
     epochs = sweep.runs[0].spec.epochs
     close = [r for r in stable if r is not best and apart(best, r, "final_accuracy") is False]
@@ -100,11 +101,11 @@ def sweep_observations(sweep: ExperimentResult) -> list[str]:
                if r["lr"] < best["lr"] else "a longer step did not buy more")
         notes.append(f"lr {r['lr']:g} ends {gap:.1f} points lower "
                      f"({pct(r['final_accuracy'])}): {why}.")
-    return notes + one_seed(stable, "learning rate")
+    return Sentences(notes + one_seed(stable, "learning rate"))
 
 
 def convergence_observations(conv: ExperimentResult,
-                             sweep: ExperimentResult | None = None) -> list[str]:
+                             sweep: ExperimentResult | None = None) -> Sentences:
     """Q1.2's sentences: when each learning rate met the convergence rule, and the trend.
 
     Parameters
@@ -116,7 +117,7 @@ def convergence_observations(conv: ExperimentResult,
 
     Returns
     -------
-    list of str
+    Sentences
     """
     sweep_rows = {r["lr"]: r for r in sweep.table()} if sweep is not None else {}
     notes: list[str] = []
@@ -160,7 +161,7 @@ def convergence_observations(conv: ExperimentResult,
             notes.append(f"The epochs to convergence do not simply grow as the learning rate "
                          f"shrinks ({words}): a rule on the change per epoch also stops a run "
                          "that learns slowly but steadily.")
-    return notes
+    return Sentences(notes)
 
 
 def _converged_at(history: Any) -> int | None:
@@ -190,7 +191,7 @@ def _late_best(short: Any, long: Any) -> tuple[int, float] | None:
     return epoch, top - short.best_accuracy
 
 
-def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list[str]:
+def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> Sentences:
     """Q1.3's comparison: the learning rates in order after Q1.1's budget and after Q1.2's runs.
 
     A rate's fixed budget "cut it short" only when, in most of its seeds, the longer run's best
@@ -206,7 +207,7 @@ def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list
 
     Returns
     -------
-    list of str
+    Sentences
     """
     short_rows = {r["lr"]: r for r in sweep.table()}
     long_rows = {r["lr"]: r for r in conv.table()}
@@ -258,12 +259,12 @@ def budget_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list
                      f"{at:.0f}{' on average' if len(late) > 1 else ''}), {100 * gain:.1f} "
                      "points above its best within Q1.1's "
                      f"{epochs} epochs.")
-    return notes
+    return Sentences(notes)
 
 
 def threshold_observations(conv: ExperimentResult,
                            replay: Mapping[Any, Mapping[float, Sequence[int | None]]],
-                           rule: Mapping[str, Any]) -> list[str]:
+                           rule: Mapping[str, Any]) -> Sentences:
     """Q1.2's threshold: what looser thresholds would have said, and a threshold out of reach.
 
     Parameters
@@ -281,7 +282,7 @@ def threshold_observations(conv: ExperimentResult,
 
     Returns
     -------
-    list of str
+    Sentences
         Per rate, how much sooner the loosest threshold stops it; then, only when some run
         never met the study's threshold, why a strict threshold can stay out of reach (the
         last moves of its smoothed accuracy); else that no run here shows that case.
@@ -317,7 +318,7 @@ def threshold_observations(conv: ExperimentResult,
                      "none shows a threshold out of reach here; a stricter one can be: the "
                      "noise of the batches and of a finite test set keeps even a smoothed "
                      "accuracy moving by a little.")
-    return notes
+    return Sentences(notes)
 
 
 def _epochs(values: Sequence[int | None]) -> str:
@@ -330,7 +331,7 @@ def _smoothed_moves(accs: Sequence[float], window: int) -> list[float]:
     return [abs(b - a) for a, b in itertools.pairwise(means)]
 
 
-def lr_observations(sweep: ExperimentResult, conv: ExperimentResult) -> list[str]:
+def lr_observations(sweep: ExperimentResult, conv: ExperimentResult) -> Sentences:
     """Q1.3's sentences, as the report writes them.
 
     Q1.1's (:func:`sweep_observations`), Q1.2's against Q1.1's runs
@@ -384,7 +385,7 @@ def gradient_observation(lr: float, signed: tuple[float, float], size: tuple[flo
             f"{size[1]:.2e}, {_change(*size)}: {verdict}.")
 
 
-def gradient_blowups(result: ExperimentResult, factor: float = 1000.0) -> list[str]:
+def gradient_blowups(result: ExperimentResult, factor: float = 1000.0) -> Sentences:
     """Per learning rate, a trace that left the finite numbers or grew ``factor`` times its start.
 
     Parameters
@@ -397,7 +398,7 @@ def gradient_blowups(result: ExperimentResult, factor: float = 1000.0) -> list[s
 
     Returns
     -------
-    list of str
+    Sentences
         One sentence per rate that blew up in some seed (nothing for the others): where its
         trace peaked or stopped being finite, where it ended, and how its run ended.
     """
@@ -426,7 +427,7 @@ def gradient_blowups(result: ExperimentResult, factor: float = 1000.0) -> list[s
                          + (f"ended the run at {pct(h.final_accuracy)} test accuracy, flagged "
                             "unstable." if h.unstable else
                             f"still gave {pct(h.final_accuracy)} test accuracy."))
-    return notes
+    return Sentences(notes)
 
 
 def _peak(values: Sequence[float | None], factor: float) -> bool:
@@ -468,7 +469,7 @@ def cancellation_observation(signed: ExperimentResult, size: ExperimentResult,
 
 
 def gradient_observations(signed: ExperimentResult, size: ExperimentResult, hint: str,
-                          steps: int) -> list[str]:
+                          steps: int) -> Sentences:
     """Q1.7's sentences: :func:`gradient_observation` per rate, then :func:`gradient_blowups`.
 
     Parameters
@@ -483,7 +484,7 @@ def gradient_observations(signed: ExperimentResult, size: ExperimentResult, hint
 
     Returns
     -------
-    list of str
+    Sentences
         A rate whose traces are not finite gets no trend sentence, only its blow-up's.
     """
     a, b = lr_trends(signed), lr_trends(size)
@@ -495,7 +496,7 @@ def gradient_observations(signed: ExperimentResult, size: ExperimentResult, hint
                     if r.gradients)
         if early_late is not None and sizes is not None and not blown:
             notes.append(gradient_observation(lr, early_late, sizes, hint, steps))
-    return notes + gradient_blowups(size)
+    return Sentences(notes) + gradient_blowups(size)
 
 
 # -- beyond the course --------------------------------------------------------------------------
