@@ -304,7 +304,7 @@ def test_networks_that_diverged_in_most_seeds_say_so_and_are_not_ranked_on_one()
         run([], model="deeper", seed=2, diverged=1, epochs=5)], group_by="model")
     notes = model_observations(result)
     assert notes[0] == ("deeper diverged in 2 of 3 seeds (its loss became non-finite): its "
-                        "numbers are those of the 1 that trained.")
+                        "numbers are those of the one seed that trained.")
     assert notes[-1].startswith("Where a network has one trained seed")
     reports = {m: count_parameters(build_model(m)) for m in ("base", "deeper")}
     structure = structure_observations(result, reports)
@@ -320,5 +320,8 @@ def test_the_sentences_show_as_a_bulleted_list_in_a_notebook():
     assert isinstance(notes, Sentences) and isinstance(notes, list)
     both = notes + model_observations(models({"base": [0.85], "wider": [0.86]}))
     assert isinstance(both, Sentences)
+    caveat = next(n for n in both if n.startswith("Where"))
+    again = [caveat]  # a caveat both lists hold is kept once
+    assert len(both + again) == len(both)
     assert both._repr_html_().startswith("<ul><li>After 1 epochs the best learning rate is 0.1")
     assert str(notes).startswith("* After 1 epochs")

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["model_observations", "structure_observations"]
 
 
+def _seeds(n: int) -> str:
+    return "one seed" if n == 1 else f"{n} seeds"
+
+
 def model_observations(models: ExperimentResult) -> Sentences:
     """Q1.4's sentences: each network against the first, and which is most accurate.
 
@@ -32,7 +36,7 @@ def model_observations(models: ExperimentResult) -> Sentences:
     """
     table = models.table()
     notes = [f"{r['model']} diverged in {r['diverged']} of {r['seeds']} seeds (its loss became "
-             "non-finite)" + (f": its numbers are those of the {trained(r)} that trained."
+             "non-finite)" + (f": its numbers are those of the {_seeds(trained(r))} that trained."
                               if trained(r) else ".") for r in table if r["diverged"]]
     rows = [r for r in table if r["final_accuracy"] is not None]
     if not rows:

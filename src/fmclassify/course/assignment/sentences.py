@@ -27,8 +27,11 @@ class Sentences(list[str]):
     """
 
     def __add__(self, other: list[str]) -> Sentences:  # type: ignore[override]
-        """Sentences, still: ``model_observations(r) + structure_observations(r, p)``."""
-        return Sentences([*self, *other])
+        """Sentences, still: ``model_observations(r) + structure_observations(r, p)``.
+
+        A sentence both hold (a caveat such as the one on single seeds) is kept once.
+        """
+        return Sentences([*self, *(s for s in other if s not in self)])
 
     def _repr_html_(self) -> str:
         return "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in self) + "</ul>"
