@@ -175,7 +175,12 @@ sphinx_gallery_conf = {
     # fmclassify returns Figures that pyplot does not manage: our scraper shows those, the
     # built-in one shows figures an example makes with pyplot (see gallery_support.py).
     "image_scrapers": ("gallery_support.scrape_figures", "matplotlib"),
-    "capture_repr": (),  # examples print what they show
+    # A cell's last value shows as a notebook shows it: an object with an HTML form (an
+    # experiment's table, a parameter report, a DataFrame) as that HTML table, any other value
+    # as its text. Figures are the scrapers' to show, never as "<Figure size ...>" text; nor
+    # is a list of them (the scraper shows each).
+    "capture_repr": ("_repr_html_", "__repr__"),
+    "ignore_repr_types": r"matplotlib|fmclassify\._figures|^<class '(list|tuple)'>$",
     "doc_module": ("fmclassify",),
     "backreferences_dir": "api/generated/backreferences",
     "min_reported_time": 0,

@@ -27,7 +27,7 @@ import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["EXAMPLE_ORDER", "ExampleOrder", "scrape_figures"]
+__all__ = ["EXAMPLE_ORDER", "ExampleOrder", "figures_to_show", "scrape_figures"]
 
 #: Gallery order: the course's questions first, then what goes beyond them (a training
 #: recipe, then the tools that look inside a model and its training: ``plot_inside_*``),
@@ -74,17 +74,9 @@ def scrape_figures(block: Any, block_vars: dict[str, Any], gallery_conf: dict[st
     str
         The rST that embeds the images, or ``""`` when the block made no new figure.
     """
-    from matplotlib.figure import Figure
     from sphinx_gallery.scrapers import figure_rst
 
-    new = []
-    for value in list(block_vars["example_globals"].values()):
-        for fig in _figures_in(value, Figure):
-            if fig in _seen:
-                continue
-            _seen.add(fig)
-            if fig.canvas.manager is None:  # pyplot's figures have a manager: not ours to show
-                new.append(fig)
+    new = figures_to_show(block_vars["example_globals"])
     if not new:
         return ""
     paths = []
@@ -93,6 +85,36 @@ def scrape_figures(block: Any, block_vars: dict[str, Any], gallery_conf: dict[st
         paths.append(PurePosixPath(Path(image_path).as_posix()))
     titles = ", ".join(t for t in (_title(f) for f in new) if t)
     return figure_rst(paths, gallery_conf["src_dir"], titles)
+
+
+def figures_to_show(namespace: dict[str, Any]) -> list[Any]:
+    """The Figures :func:`scrape_figures` shows after a block that left ``namespace``.
+
+    Those bound to a name of ``namespace`` (or held in a list or tuple bound to one) that it
+    has not seen before and that pyplot does not manage; each is then marked as seen. The
+    gallery's notebook test asks the same of a page run in a kernel, to count what the web
+    page shows.
+
+    Parameters
+    ----------
+    namespace : dict
+        The example's global names.
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    new = []
+    for value in list(namespace.values()):
+        for fig in _figures_in(value, Figure):
+            if fig in _seen:
+                continue
+            _seen.add(fig)
+            if fig.canvas.manager is None:  # pyplot's figures have a manager: not ours to show
+                new.append(fig)
+    return new
 
 
 def _figures_in(value: Any, figure_type: type) -> list[Any]:

@@ -13,6 +13,14 @@ budget, and the test checks what a student sees:
 
 A last cell, added after the page's own, asks the kernel what each cell showed (IPython's
 ``Out``) and which Figures the page's names hold; the checks read its answer.
+
+The course's question pages, ``plot_q1_*.py``, are students' templates: each is run the same
+way (in one shared folder, in order, so that Q1.3 and Q1.6 read back the runs Q1.1, Q1.2 and
+Q1.4 kept in ``runs-quick``), and each cell's pictures and HTML tables are counted against what
+the web page shows for the same block. A first cell, added before the page's own, counts the
+latter in the kernel as the docs build does: the Figures ``gallery_support.figures_to_show``
+finds among the page's names, the pyplot figures open when the cell ends, and an HTML table
+when the cell's value has one (``capture_repr`` in docs/conf.py).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -245,3 +254,182 @@ def test_each_notebook_runs_within_its_budget(executed: Executed):
     """A generous bound: the pages aim at well under a minute each on the quick budget."""
     assert executed.seconds < 4 * 60, (
         f"{executed.page.name} took {executed.seconds:.0f} s; shrink its quick budget")
+
+
+# -- the question pages: templates whose notebooks show what the pages show --------------------
+
+Q_PAGES = sorted(EXAMPLES.glob("plot_q1_*.py"))
+# Seconds. A question page's first cell trains a question's runs on the quick budget (the
+# CNN's three seeds take minutes on a busy two-core machine).
+Q_CELL_TIMEOUT = 1200
+
+#: The least each page shows: (pictures, HTML tables).
+Q_SHOWS = {
+    "plot_q1_1_learning_rates.py": (6, 1),
+    "plot_q1_2_convergence.py": (6, 2),
+    "plot_q1_3_learning_rate_discussion.py": (1, 1),
+    "plot_q1_4_depth_and_width.py": (2, 1),
+    "plot_q1_5_counting_parameters.py": (1, 3),
+    "plot_q1_6_structure.py": (1, 1),
+    "plot_q1_7_gradients.py": (2, 3),
+}
+
+# Run before the page's cells: per cell, what the web page shows for the same block. Its
+# post_execute hook is registered before the inline backend's (which registers when pyplot is
+# first imported), so it sees the cell's pyplot figures before the inline backend closes them.
+COUNTER = """\
+import sys as _sys
+_sys.path.insert(0, {docs!r})
+import gallery_support as _gallery
+_IPYTHON = ("In", "Out", "exit", "quit", "get_ipython")
+_page, _figures = {{}}, [0]
+
+def _page_figures():
+    names = {{k: v for k, v in get_ipython().user_ns.items()
+             if not k.startswith("_") and k not in _IPYTHON}}
+    pyplot = _sys.modules.get("matplotlib.pyplot")
+    _figures[0] = len(_gallery.figures_to_show(names)) + (len(pyplot.get_fignums()) if pyplot
+                                                          else 0)
+
+def _page_table(result):
+    value = result.result
+    html = getattr(value, "_repr_html_", None)
+    try:
+        table = callable(html) and isinstance(html(), str)
+    except Exception:
+        table = False
+    _page[result.execution_count] = {{"figures": _figures[0], "tables": int(table)}}
+    _figures[0] = 0
+
+get_ipython().events.register("post_execute", _page_figures)
+get_ipython().events.register("post_run_cell", _page_table)
+"""
+
+REPORT = """\
+import json as _json
+print(_json.dumps(_page))
+"""
+
+ROLE = re.compile(r":(?:func|class|meth|mod|ref|doc|data|attr|obj|term|math):`")
+MARKDOWN_TABLE = re.compile(r"^\|[-:| ]+\|$", flags=re.MULTILINE)
+
+
+@dataclass
+class QExecuted:
+    """A question page's notebook after the run, and what the web page shows per cell."""
+
+    page: Path
+    cells: list[Any]  # the page's own cells
+    page_shows: dict[int, dict[str, int]]  # execution count -> {"figures": n, "tables": n}
+    seconds: float
+
+    def code_cells(self) -> list[Any]:
+        return [cell for cell in self.cells if cell.cell_type == "code"]
+
+
+def shown(cell: Any, mime: str) -> int:
+    """How many of a cell's outputs carry ``mime``."""
+    return sum(mime in out.get("data", {}) for out in cell.outputs)
+
+
+@pytest.fixture(scope="module")
+def q_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one folder all question notebooks run in, as a student's would."""
+    return tmp_path_factory.mktemp("questions")
+
+
+@pytest.fixture(scope="module", params=Q_PAGES, ids=lambda page: page.stem)
+def q_executed(request: pytest.FixtureRequest, kernel: str, q_folder: Path) -> QExecuted:
+    page = request.param
+    nb = gallery_notebook(page, q_folder)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(COUNTER.format(docs=str(DOCS))))
+    nb.cells.append(nbformat.v4.new_code_cell(REPORT))
+    client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=Q_CELL_TIMEOUT,
+                                     startup_timeout=60,
+                                     resources={"metadata": {"path": str(q_folder)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    page_shows = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs))
+    return QExecuted(page, nb.cells[1:-1], {int(k): v for k, v in page_shows.items()}, seconds)
+
+
+def test_every_question_page_is_in_the_gallery_order():
+    assert [page.name for page in Q_PAGES] == list(Q_SHOWS)
+    sys.path.insert(0, str(DOCS))
+    try:
+        from gallery_support import EXAMPLE_ORDER
+    finally:
+        sys.path.remove(str(DOCS))
+    assert list(EXAMPLE_ORDER[:len(Q_PAGES)]) == list(Q_SHOWS)
+
+
+@pytest.mark.parametrize("page", Q_PAGES, ids=lambda page: page.stem)
+def test_a_question_page_opens_with_a_students_answer(page: Path, tmp_path: Path):
+    """The first code cell of the notebook: public names only, the budget in one visible
+    line, and nothing of the docs build (its run folder, a temporary folder)."""
+    nb = gallery_notebook(page, tmp_path)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code").source
+    tree = ast.parse(first)
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert modules <= {"os", "math", "fmclassify", "fmclassify.report"}, (page.name, modules)
+    private = [node.attr for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr.startswith("_")]
+    assert not private, f"{page.name} opens with private names {private}"
+    for internal in ("GALLERY_RUNS", "tempfile", "sphinx_gallery"):
+        assert internal not in first, f"{page.name}'s first cell shows {internal}"
+    assert len(first.splitlines()) <= 20, f"{page.name}'s first cell is not a few lines"
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    if "BUDGET" in first:
+        assert 'os.environ.get("FMCLASSIFY_DOCS_BUDGET", "quick")' in first
+        assert "FMCLASSIFY_DOCS_BUDGET=full" in text, f"{page.name} never says how to go full"
+
+
+@pytest.mark.parametrize("page", Q_PAGES, ids=lambda page: page.stem)
+def test_question_notebooks_have_no_rst_roles(page: Path, tmp_path: Path):
+    nb = gallery_notebook(page, tmp_path)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = ROLE.findall(cell.source)
+            assert not found, f"{page.name}: raw rST {found} in {cell.source[:80]!r}"
+
+
+@pytest.mark.integration
+def test_a_question_notebook_shows_what_its_page_shows(q_executed: QExecuted):
+    """Per cell: as many pictures and HTML tables as the web page shows for its block."""
+    figures = tables = 0
+    for cell in q_executed.code_cells():
+        page = q_executed.page_shows[cell.execution_count]
+        first = cell.source.splitlines()[0] if cell.source else ""
+        got = shown(cell, "image/png"), shown(cell, "text/html")
+        assert got == (page["figures"], page["tables"]), (
+            f"{q_executed.page.name}, cell {first!r}: the notebook shows {got[0]} pictures and "
+            f"{got[1]} HTML tables, the page {page['figures']} and {page['tables']}")
+        figures, tables = figures + got[0], tables + got[1]
+    least = Q_SHOWS[q_executed.page.name]
+    assert (figures, tables) >= least and figures >= least[0] and tables >= least[1], (
+        f"{q_executed.page.name} shows {figures} pictures and {tables} HTML tables; "
+        f"at least {least} expected")
+
+
+@pytest.mark.integration
+def test_a_question_notebook_prints_no_table_and_no_warning(q_executed: QExecuted):
+    for cell in q_executed.code_cells():
+        first = cell.source.splitlines()[0] if cell.source else ""
+        for out in cell.outputs:
+            assert not (out.output_type == "stream" and out.name == "stderr"), (
+                f"{q_executed.page.name}: cell {first!r} wrote to stderr: {out.text!r}")
+            text = out.get("text", "")
+            assert "Warning" not in text, f"{q_executed.page.name}: cell {first!r}: {text!r}"
+            assert not MARKDOWN_TABLE.search(text), (
+                f"{q_executed.page.name}: cell {first!r} prints a table as text; end the cell "
+                "with an object that shows as an HTML table")
+
+
+@pytest.mark.integration
+def test_a_question_notebook_runs_within_its_budget(q_executed: QExecuted):
+    """Generous: three seeds of the quick budget, on one CPU thread of a busy machine."""
+    assert q_executed.seconds < 15 * 60, (
+        f"{q_executed.page.name} took {q_executed.seconds:.0f} s")

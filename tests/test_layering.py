@@ -118,7 +118,13 @@ ALLOWED = {
                       "course.questions", "course.store", "data", "exceptions", "experiments",
                       "parameters", "plotting", "registry", "runs"},
     "course.assignment.published": set(),
-    "course.assignment.observations": {"experiments"},  # annotations only
+    "course.assignment.spread": set(),
+    "course.assignment.sentences": set(),
+    "course.assignment.network_observations": {  # experiments: annotations only
+        "course.assignment.sentences", "course.assignment.spread", "experiments"},
+    "course.assignment.observations": {  # experiments: annotations only
+        "course.assignment.network_observations", "course.assignment.sentences",
+        "course.assignment.spread", "experiments"},
     "course.assignment.learning_rates": {
         "_tables", "convergence", "course.answers", "course.assignment.observations",
         "course.assignment.published", "course.budget", "course.document", "course.pieces",

@@ -21,18 +21,35 @@ The one number the formulas need from the architecture is the input size of the 
 linear layer: the number of values the convolution blocks leave per image, channels times
 height times width. The code below derives it step by step.
 
-:func:`~fmclassify.count_parameters` applies the same formulas to every layer of a model, and
-checks each against what PyTorch actually allocated (``numel``). This page does the count twice,
-by hand in plain Python and with the library, and compares them.
+`fmclassify.count_parameters` applies the same formulas to every layer of a model, and checks
+each against what PyTorch actually allocated (``numel``). **Your answer** is the first two
+cells: the library's count of the three networks, then one network layer by layer. The rest
+of the page does the count a second time, by hand in plain Python, and compares the two. (No
+network trains here, so this page has no budget.)
 """
+
+# %%
+# With the library
+# ----------------
+# `fmclassify.compare_parameters` counts several networks in one call.
+
+import fmclassify as fmc
+
+MODELS = ("base", "deeper", "wider")
+fmc.compare_parameters(MODELS)
+
+# %%
+# Each row of a `fmclassify.ParameterReport` holds a layer's formula with its numbers, the
+# count the formula gives, and ``numel``, what PyTorch allocated; its notes say what the count
+# leaves out (batch norm's running statistics) and how other frameworks count. The CNN's (as
+# ``print(report)`` or ``fmclassify params deeper`` show it as text):
+
+reports = {name: fmc.count_parameters(fmc.build_model(name)) for name in MODELS}
+reports["deeper"]
 
 # %%
 # By hand
 # -------
-
-import matplotlib.pyplot as plt
-
-import fmclassify as fmc
 
 
 def linear(n, m):
@@ -84,42 +101,32 @@ for name, layers in by_hand.items():
           + f" = {sum(layers.values()):,}")
 
 # %%
-# With the library, side by side
-# -------------------------------
-# Each row of a :class:`~fmclassify.ParameterReport` holds the layer's formula with its numbers,
-# the count the formula gives, and ``numel``, what PyTorch allocated. The code compares all three
-# with the count by hand, and stops if any disagree.
+# Side by side
+# ------------
+# The count by hand next to the library's formula and ``numel`` for every layer; the code stops
+# if any disagree, or if a model's total does.
 
-reports = {name: fmc.count_parameters(fmc.build_model(name)) for name in by_hand}
+import pandas as pd
+
+rows = []
 for name, report in reports.items():
-    print(f"\n{name}")
-    print(f"| layer | by hand | {'count_parameters formula':<42} | numel | agree |")
-    print("|---|---:|---|---:|---|")
     for row in report.rows:
         hand = by_hand[name][row.name]
-        agree = hand == row.analytic == row.numel
-        print(f"| {row.name} | {hand:,} | {row.formula_text:<42} | {row.numel:,} | "
-              f"{'yes' if agree else 'NO'} |")
-        if not agree:
+        if not hand == row.analytic == row.numel:
             raise RuntimeError(f"{name}.{row.name}: by hand {hand}, report {row.analytic}, "
                                f"numel {row.numel}")
-    total = sum(by_hand[name].values())
+        rows.append({"model": name, "layer": row.name, "by hand": f"{hand:,}",
+                     "count_parameters formula": row.formula_text, "numel": f"{row.numel:,}"})
     numel = sum(p.numel() for p in fmc.build_model(name).parameters() if p.requires_grad)
-    print(f"total: by hand {total:,}; count_parameters {report.trainable:,}; "
-          f"sum of numel {numel:,}")
-    if not total == report.trainable == numel:
+    if not sum(by_hand[name].values()) == report.trainable == numel:
         raise RuntimeError(f"{name}: the totals disagree")
-
-# %%
-# The library's table for the CNN, as ``print(report)`` (or ``fmclassify params deeper``)
-# shows it, with its notes on buffers and on how other frameworks count batch norm
-# (``report.to_dataframe()`` gives its rows as a pandas DataFrame):
-
-print(reports["deeper"])
+pd.DataFrame(rows).set_index(["model", "layer"])
 
 # %%
 # Where the parameters are
 # ------------------------
+
+import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
 for ax, (name, report) in zip(axes, reports.items(), strict=True):
