@@ -398,3 +398,29 @@ def test_the_architecture_page_names_every_module_and_no_other():
     stale = {n for n in named if (n.startswith("_") or n.startswith("course."))
              and n not in MODULES and n not in ("__all__",)}
     assert not stale, f"docs/architecture.rst names modules that do not exist: {sorted(stale)}"
+
+
+def _code_lines(node: ast.AST, lines: int, docstrings: list[ast.Expr]) -> int:
+    """Lines of ``node`` (``lines`` of them) less the docstrings inside it."""
+    lo, hi = getattr(node, "lineno", 1), getattr(node, "end_lineno", lines)
+    return hi - lo + 1 - sum(d.end_lineno - d.lineno + 1 for d in docstrings  # type: ignore
+                             if d.lineno >= lo and d.end_lineno <= hi)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_modules_and_classes_stay_small(module):
+    """DESIGN.md: no module over 400 lines, no class over 250, docstrings aside."""
+    text = PATHS[module].read_text()
+    tree = ast.parse(text)
+    docstrings = [n.body[0] for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                    ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr)
+                  and isinstance(n.body[0].value, ast.Constant)
+                  and isinstance(n.body[0].value.value, str)]
+    lines = len(text.splitlines())
+    assert _code_lines(tree, lines, docstrings) <= 400, f"{module} is over 400 lines"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            size = _code_lines(node, lines, docstrings)
+            assert size <= 250, f"class {node.name} of {module} is {size} lines"
