@@ -455,8 +455,6 @@ def test_a_trainer_run_keeps_the_verdict_typed_and_through_its_json(tiny_data, t
     assert History.from_json(history.to_json(tmp_path / "h.json")) == history
 
 
-@pytest.mark.xfail(strict=True, reason="Trainer._restore copies the saved History's metadata "
-                   "but not its convergence verdict (training.py; remove this mark once it does)")
 def test_resuming_a_run_that_had_converged_keeps_its_verdict(tiny_data, tmp_path) -> None:
     from fmclassify.registry import build_model
     from fmclassify.training import Trainer

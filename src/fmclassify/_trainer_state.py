@@ -65,5 +65,6 @@ def restore_state(path: Path, run: RunContext, state: TrainerState) -> int | Non
     if saved.status in ("converged", "stopped", "diverged"):
         history.status, history.reason = saved.status, saved.reason
         history.diverged_epoch = saved.diverged_epoch
+        history.convergence = saved.convergence  # the typed verdict, not only its metadata
         return None  # that run had ended; resuming it changes nothing
     return saved.epochs_trained + 1
