@@ -136,8 +136,9 @@ from fmclassify.course.assignment.observations import (
     gradient_observations,
 )
 
-(gradient_observations(signed, size, PUBLISHED.gradient_hint, STEPS)
- + [cancellation_observation(signed, size, 0.1)])
+sentences = gradient_observations(signed, size, PUBLISHED.gradient_hint, STEPS)
+sentences += [cancellation_observation(signed, size, 0.1)]  # in place: still Sentences
+sentences
 
 # %%
 # One run up close, tensor by tensor
