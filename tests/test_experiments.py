@@ -60,6 +60,41 @@ def test_plot_returns_per_run_and_comparison_figures(data):
     assert len(lines) == 2
 
 
+def test_saved_figures_have_readable_names(data, tmp_path):
+    res = fmc.lr_sweep("base", lrs=(0.5, 0.05), epochs=1, seeds=(0, 1), data=data,
+                       batch_size=32)
+    figures = res.plot(kinds=("run", "comparison"))
+    paths = figures.save(tmp_path / "figures")
+    assert sorted(p.name for p in paths) == sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert {p.name for p in paths} == {
+        "run-base-lr0.5-s0.png", "run-base-lr0.5-s1.png", "run-base-lr0.05-s0.png",
+        "run-base-lr0.05-s1.png", "comparison-test_accuracy.png", "comparison-train_loss.png",
+        "comparison-test_loss.png"}
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    svg = figures.save(tmp_path, format="svg")
+    assert svg[0].suffix == ".svg" and b"<svg" in svg[0].read_bytes()[:500]
+
+
+def test_run_names_tell_apart_what_the_short_name_does_not(data):
+    plain = fmc.lr_sweep("base", lrs=(0.1,), epochs=1, data=data, batch_size=32)
+    longer = fmc.lr_sweep("base", lrs=(0.1,), epochs=2, data=data, batch_size=32)
+    both = fmc.ExperimentResult("lr_sweep", [*plain.runs, *longer.runs, plain.runs[0]], "lr")
+    names = both.run_names()
+    assert names == [plain.runs[0].spec.key, longer.runs[0].spec.key,
+                     plain.runs[0].spec.key + "-2"]
+    assert len(set(both.plot(kinds=("run",)))) == 3  # no figure overwrites another
+
+
+def test_saving_figures_fails_before_writing_on_a_bad_name_or_format(data, tmp_path):
+    figures = fmc.lr_sweep("base", lrs=(0.1,), epochs=1, data=data, batch_size=32).plot()
+    with pytest.raises(ConfigError, match="cannot save figures as 'bmp'; choose one of"):
+        figures.save(tmp_path, format="bmp")
+    figures["a/b"] = figures["run-base-lr0.1-s0"]
+    with pytest.raises(ConfigError, match="figure name 'a/b' is not a file name"):
+        figures.save(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_store_reuses_finished_runs(data, tmp_path, monkeypatch):
     first = fmc.lr_sweep("base", lrs=(0.1,), epochs=2, data=data, store=tmp_path, batch_size=32)
     assert len(list(tmp_path.glob("*.json"))) == 1 and not list(tmp_path.glob("*.ckpt"))
@@ -99,7 +134,7 @@ def test_gradient_study_traces_steps(data):
     assert len(run.gradients["values"]) == 5
     row = res.table()[0]
     assert row["gradient_steps"] == 5 and row["gradient_first"] == run.gradients["values"][0]
-    assert "gradients-" + run.spec.key in res.plot()
+    assert "gradients-base-lr0.1-s0" in res.plot()
 
 
 @pytest.mark.parametrize(("call", "message"), [

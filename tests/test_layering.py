@@ -46,7 +46,7 @@ ALLOWED = {
     "_tables": set(),
     "_profile": {"exceptions"},
     "history": {"_io", "_tables", "plotting"},  # plotting lazily, from History.plot
-    "_figures": {"_notebook"},
+    "_figures": {"_io", "_notebook", "exceptions"},
     "_frames": set(),
     "_inside_plots": {"_figures", "exceptions"},
     "plotting": {"_figures", "_inside_plots", "exceptions"},

@@ -35,11 +35,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from fmclassify._io import atomic_write_bytes
 from fmclassify._notebook import mark_shown, show_at_cell_end
+from fmclassify.exceptions import ConfigError
 
 __all__ = ["FigureGrid", "finite_or_nan", "new_figure", "unshown"]
 
@@ -147,7 +150,8 @@ def _backend_shows() -> bool:
 class FigureGrid(dict[str, Figure]):
     """Figures by name that a notebook shows as one picture: a grid, two figures a row.
 
-    A :class:`dict` (``grid["comparison-test_accuracy"].savefig(...)`` as before), whose
+    A :class:`dict` (``grid["comparison-test_accuracy"].savefig(...)`` as before;
+    :meth:`save` writes them all, one file per name), whose
     figures were made inside :func:`unshown`; the grid itself is what shows, once, when the
     cell that made it ends (or as the cell's value). Each figure keeps its own size: the grid
     is drawn by pasting the figures' pixels, never by redrawing them smaller.
@@ -167,6 +171,58 @@ class FigureGrid(dict[str, Figure]):
         """Queue the grid for display at the end of the running notebook cell; returns self."""
         _show_when_the_cell_ends(self)
         return self
+
+    def save(self, folder: str | os.PathLike[str], *, format: str = "png",
+             dpi: float = 100.0) -> list[Path]:
+        """Write each figure to ``folder/NAME.FORMAT``; the folder is created if missing.
+
+        Each file is written whole or not at all (a temporary file, then a rename), with the
+        permissions a plain ``open(path, "w")`` gives, and an existing file of the same name is
+        replaced.
+
+        Parameters
+        ----------
+        folder : path-like
+            Where the files go.
+        format : str, default "png"
+            Any format :meth:`matplotlib.figure.Figure.savefig` writes: ``"png"``, ``"svg"``,
+            ``"pdf"``, ...
+        dpi : float, default 100
+            Resolution of raster formats.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written, in the grid's order.
+
+        Raises
+        ------
+        ConfigError
+            If a figure's name is not a plain file name (empty, or with a path separator), or
+            ``format`` is not one matplotlib writes; nothing is written then.
+
+        Examples
+        --------
+        >>> sweep.plot(kinds=("run",)).save("figures")                   # doctest: +SKIP
+        [PosixPath('figures/run-base-lr0.1-s0.png'), PosixPath('figures/run-base-lr1-s0.png')]
+        """
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        writable = FigureCanvasBase.get_supported_filetypes()
+        if format not in writable:
+            raise ConfigError(f"cannot save figures as {format!r}; choose one of "
+                              f"{', '.join(sorted(writable))}")
+        for name in self:
+            if not name or name in (".", "..") or "/" in name or "\\" in name:
+                raise ConfigError(f"figure name {name!r} is not a file name; rename it in the "
+                                  "grid (grid[new] = grid.pop(old)) before saving")
+        written = []
+        for name, fig in self.items():
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=format, dpi=dpi, bbox_inches="tight")
+            written.append(atomic_write_bytes(Path(folder) / f"{name}.{format}",
+                                              buffer.getvalue()))
+        return written
 
     def to_png(self, *, dpi: float = 72.0) -> bytes | None:
         """The grid as PNG bytes (None when no figure has axes), rows of :attr:`columns`."""

@@ -138,12 +138,13 @@ class ExperimentResult:
         Parameters
         ----------
         kinds : collection of str, default all of :data:`PLOT_KINDS`
-            Which figures to draw: ``"run"`` (``run-KEY``: loss and accuracy per epoch of
+            Which figures to draw: ``"run"`` (``run-NAME``: loss and accuracy per epoch of
             each run, titled with its seed), ``"comparison"`` (``comparison-test_accuracy``,
             ``comparison-train_loss``, ``comparison-test_loss``: every run on one axes, for
-            several runs), ``"gradients"`` (``gradients-KEY``: each gradient trace) and
-            ``"flow"`` (``flow-KEY``: the mean gradient size per parameter tensor, for a
-            trace recorded with ``GradientTracer(per_layer=True)``).
+            several runs), ``"gradients"`` (``gradients-NAME``: each gradient trace) and
+            ``"flow"`` (``flow-NAME``: the mean gradient size per parameter tensor, for a
+            trace recorded with ``GradientTracer(per_layer=True)``). ``NAME`` is
+            :meth:`run_names`' readable name of the run, such as ``base-lr0.1-s0``.
 
         Returns
         -------
@@ -151,7 +152,16 @@ class ExperimentResult:
             A dict of name to :class:`matplotlib.figure.Figure` (index it as before:
             ``result.plot()["comparison-test_accuracy"]``) that a notebook shows as one
             picture, the figures two a row, once, when the cell ends. A dict rather than one
-            figure of subplots, so that each figure stays whole, to save or to place.
+            figure of subplots, so that each figure stays whole, to save or to place:
+            ``result.plot().save("figures")`` writes ``figures/run-base-lr0.1-s0.png``, ...
+
+        Examples
+        --------
+        >>> figures = sweep.plot(kinds=("run",))                         # doctest: +SKIP
+        >>> sorted(figures)                                              # doctest: +SKIP
+        ['run-base-lr0.01-s0', 'run-base-lr0.1-s0']
+        >>> figures.save("figures")                                      # doctest: +SKIP
+        [PosixPath('figures/run-base-lr0.01-s0.png'), PosixPath('figures/run-base-lr0.1-s0.png')]
         """
         from fmclassify import plotting
 
@@ -160,29 +170,54 @@ class ExperimentResult:
             raise ConfigError(f"unknown figure kind {unknown[0]!r}; choose from "
                               f"{', '.join(PLOT_KINDS)}")
         figures = plotting.FigureGrid()
-        shown = [r for r in self.runs if r.history.records]
+        names = self.run_names()
+        shown = [(name, r) for name, r in zip(names, self.runs, strict=True) if r.history.records]
         with plotting.unshown():  # the grid shows in a notebook, not each figure in it
-            for run in shown if "run" in kinds else ():
-                figures[f"run-{run.spec.key}"] = plotting.plot_history(
+            for name, run in shown if "run" in kinds else ():
+                figures[f"run-{name}"] = plotting.plot_history(
                     run.history, title=f"{_run_label(run.spec)}, seed {run.spec.seed}")
             if "comparison" in kinds and len(shown) > 1:
-                labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for r in shown]
+                labels = [f"{_run_label(r.spec)} seed {r.spec.seed}" for _, r in shown]
                 for metric in ("test_accuracy", "train_loss", "test_loss"):
                     figures[f"comparison-{metric}"] = plotting.plot_comparison(
-                        [r.history for r in shown], metric=metric, labels=labels)
-            for run in self.runs:
-                figures.update(_gradient_figures(run, kinds))
+                        [r.history for _, r in shown], metric=metric, labels=labels)
+            for name, run in zip(names, self.runs, strict=True):
+                figures.update(_gradient_figures(name, run, kinds))
         return figures.show_when_the_cell_ends()
+
+    def run_names(self) -> list[str]:
+        """A short, readable, file-name-safe name for each run, in the order of :attr:`runs`.
+
+        ``MODEL-lrLR-sSEED`` (``"base-lr0.1-s0"``), which tells apart the runs of a sweep or a
+        model comparison. Runs that this leaves alike (two recipes, or two budgets, of one
+        model, learning rate and seed) are named by their full :attr:`RunSpec.key
+        <fmclassify.runs.RunSpec.key>` instead, which ends in a hash of the whole
+        configuration. :meth:`plot` names its figures with these names.
+
+        Returns
+        -------
+        list of str
+            One name per run, all different.
+        """
+        short = [f"{r.spec.model}-lr{r.spec.lr:g}-s{r.spec.seed}" for r in self.runs]
+        names = [s if short.count(s) == 1 else r.spec.key
+                 for s, r in zip(short, self.runs, strict=True)]
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):  # one spec run twice: numbered, never overwritten
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                names[i] = f"{name}-{seen[name]}"
+        return names
 
     def to_dataframe(self, per: Literal["run", "epoch"] = "run") -> Any:
         """The runs as a tidy :class:`pandas.DataFrame`: one row per run, or per run and epoch.
 
         Needs pandas, the optional extra ``fmclassify[pandas]``. Both forms start with
-        ``run`` (the run's key, as in :meth:`plot`'s names) and the run's configuration, one
-        column per :class:`~fmclassify.runs.RunSpec` field under its own name (``model``,
-        ``lr``, ``epochs`` (planned), ``seed``, ``batch_size``, the recipe's ``momentum``,
-        ``schedule``, ... ``augment`` as ``"crop,flip"``; not the detector's and tracer's
-        settings), so ``frame.groupby("lr")`` reads a sweep.
+        ``run`` (the run's :attr:`RunSpec.key <fmclassify.runs.RunSpec.key>`) and the run's
+        configuration, one column per :class:`~fmclassify.runs.RunSpec` field under its own
+        name (``model``, ``lr``, ``epochs`` (planned), ``seed``, ``batch_size``, the recipe's
+        ``momentum``, ``schedule``, ... ``augment`` as ``"crop,flip"``; not the detector's and
+        tracer's settings), so ``frame.groupby("lr")`` reads a sweep.
 
         Parameters
         ----------
@@ -244,7 +279,7 @@ def _run_label(spec: RunSpec) -> str:
     return spec.label + (" +recipe" if changed else "")
 
 
-def _gradient_figures(run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
+def _gradient_figures(name: str, run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
     """The trace of one run, and its per-tensor flow when it was recorded per layer."""
     from fmclassify import plotting
 
@@ -255,11 +290,11 @@ def _gradient_figures(run: RunResult, kinds: Collection[str]) -> dict[str, Any]:
     label = f"{_run_label(run.spec)}, seed {run.spec.seed}"
     out = {}
     if "gradients" in kinds:
-        out[f"gradients-{run.spec.key}"] = plotting.plot_gradients(
+        out[f"gradients-{name}"] = plotting.plot_gradients(
             grads["values"], statistic=stat, title=f"gradient {stat}, {label}")
     flow = grads.get("per_layer_stats")
     if flow and "flow" in kinds:
-        out[f"flow-{run.spec.key}"] = plotting.plot_gradient_flow(
+        out[f"flow-{name}"] = plotting.plot_gradient_flow(
             {name: stats["mean_abs"] for name, stats in flow.items()}, stat="mean_abs",
             title=f"mean |gradient| per tensor, {label}")
     return out
