@@ -140,7 +140,7 @@ ax.set(xscale="log", xlabel="threshold (accuracy, as a fraction)",
        ylim=(0, ceiling + 1))
 ax.invert_xaxis()
 ax.grid(alpha=0.3)
-ax.legend(loc="lower left")
+ax.legend(loc="upper left")
 
 # %%
 # Written by the code from the replay above: how much sooner a looser threshold stops each

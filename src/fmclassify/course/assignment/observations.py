@@ -144,7 +144,7 @@ def convergence_observations(conv: ExperimentResult,
         base = sweep_rows.get(lr)
         if base and base["final_accuracy"] is not None and r["final_accuracy"] is not None:
             diff = 100 * (r["final_accuracy"] - base["final_accuracy"])
-            asides.append(f"{diff:+.1f} points against its Q1.1 runs")
+            asides.append(f"{diff:+.1f} points against the final accuracy of its Q1.1 runs")
         notes.append(f"lr {lr:g} met the convergence rule at epoch {_epoch(r)} with "
                      f"{pct(r['final_accuracy'])} accuracy"
                      + (f" ({'; '.join(asides)})" if asides else "") + ".")
