@@ -83,6 +83,9 @@ def test_run_names_tell_apart_what_the_short_name_does_not(data):
     assert names == [plain.runs[0].spec.key, longer.runs[0].spec.key,
                      plain.runs[0].spec.key + "-2"]
     assert len(set(both.plot(kinds=("run",)))) == 3  # no figure overwrites another
+    odd = dataclasses.replace(plain.runs[0], spec=dataclasses.replace(plain.runs[0].spec,
+                                                                      model="my net/v2"))
+    assert fmc.ExperimentResult("lr_sweep", [odd], "lr").run_names() == ["my_net_v2-lr0.1-s0"]
 
 
 def test_saving_figures_fails_before_writing_on_a_bad_name_or_format(data, tmp_path):

@@ -66,7 +66,8 @@ sweep
 # The first seed's run at each learning rate: the training loss (the mean over the epoch's
 # batches) and the test loss after each epoch on the left, the test accuracy on the right.
 # Epoch 0 is the untrained network, evaluated before the first step. (``sweep.plot()`` draws
-# every run of every seed.)
+# every run of every seed; ``sweep.plot().save("figures")`` writes them to files named after
+# the runs: ``figures/run-base-lr0.1-s0.png``, ...)
 
 first_seed = [run for run in sweep.runs if run.spec.seed == SEEDS[0]]
 loss_curves = [run.history.plot() for run in first_seed]

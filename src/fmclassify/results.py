@@ -17,6 +17,7 @@ averaged.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -189,18 +190,19 @@ class ExperimentResult:
         """A short, readable, file-name-safe name for each run, in the order of :attr:`runs`.
 
         ``MODEL-lrLR-sSEED`` (``"base-lr0.1-s0"``), which tells apart the runs of a sweep or a
-        model comparison. Runs that this leaves alike (two recipes, or two budgets, of one
-        model, learning rate and seed) are named by their full :attr:`RunSpec.key
-        <fmclassify.runs.RunSpec.key>` instead, which ends in a hash of the whole
-        configuration. :meth:`plot` names its figures with these names.
+        model comparison; a character of the model's name that does not belong in a file name
+        (``/``, a space, ...) becomes ``_``. Runs that this leaves alike (two recipes, or two
+        budgets, of one model, learning rate and seed) are named by their full
+        :attr:`RunSpec.key <fmclassify.runs.RunSpec.key>` instead, which ends in a hash of the
+        whole configuration. :meth:`plot` names its figures with these names.
 
         Returns
         -------
         list of str
             One name per run, all different.
         """
-        short = [f"{r.spec.model}-lr{r.spec.lr:g}-s{r.spec.seed}" for r in self.runs]
-        names = [s if short.count(s) == 1 else r.spec.key
+        short = [_file_safe(f"{r.spec.model}-lr{r.spec.lr:g}-s{r.spec.seed}") for r in self.runs]
+        names = [s if short.count(s) == 1 else _file_safe(r.spec.key)
                  for s, r in zip(short, self.runs, strict=True)]
         seen: dict[str, int] = {}
         for i, name in enumerate(names):  # one spec run twice: numbered, never overwritten
@@ -267,6 +269,11 @@ class ExperimentResult:
         if path is not None:
             atomic_write_bytes(path, text.encode())
         return text
+
+
+def _file_safe(name: str) -> str:
+    """``name`` with every character but letters, digits and ``.+=-_`` as ``_``."""
+    return re.sub(r"[^\w.+=-]", "_", name, flags=re.ASCII)
 
 
 def _run_label(spec: RunSpec) -> str:
