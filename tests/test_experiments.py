@@ -83,8 +83,16 @@ def test_run_names_tell_apart_what_the_short_name_does_not(data):
     assert names == [plain.runs[0].spec.key, longer.runs[0].spec.key,
                      plain.runs[0].spec.key + "-2"]
     assert len(set(both.plot(kinds=("run",)))) == 3  # no figure overwrites another
-    odd = dataclasses.replace(plain.runs[0], spec=dataclasses.replace(plain.runs[0].spec,
-                                                                      model="my net/v2"))
+
+
+def test_run_names_are_file_names_whatever_the_model_is_called(data, monkeypatch):
+    from fmclassify import registry
+
+    monkeypatch.setattr(registry, "_models", dict(registry._models))  # the test's name goes
+    monkeypatch.setattr(registry, "_aliases", dict(registry._aliases))
+    fmc.register_model("my net/v2")(fmc.build_model("base").__class__)
+    run = fmc.lr_sweep("base", lrs=(0.1,), epochs=1, data=data, batch_size=32).runs[0]
+    odd = dataclasses.replace(run, spec=dataclasses.replace(run.spec, model="my net/v2"))
     assert fmc.ExperimentResult("lr_sweep", [odd], "lr").run_names() == ["my_net_v2-lr0.1-s0"]
 
 
