@@ -98,8 +98,11 @@ def test_run_names_are_file_names_whatever_the_model_is_called(data, monkeypatch
 
 def test_saving_figures_fails_before_writing_on_a_bad_name_or_format(data, tmp_path):
     figures = fmc.lr_sweep("base", lrs=(0.1,), epochs=1, data=data, batch_size=32).plot()
-    with pytest.raises(ConfigError, match="cannot save figures as 'bmp'; choose one of"):
-        figures.save(tmp_path, format="bmp")
+    with pytest.raises(ConfigError, match="unknown figure format 'pgn'; did you mean 'png'"):
+        figures.save(tmp_path, format="pgn")
+    with pytest.raises(ConfigError, match="dpi must be a finite number > 0, got 0"):
+        figures.save(tmp_path, dpi=0)
+    assert not any(tmp_path.iterdir())
     figures["a/b"] = figures["run-base-lr0.1-s0"]
     with pytest.raises(ConfigError, match="figure name 'a/b' is not a file name"):
         figures.save(tmp_path / "out")

@@ -40,6 +40,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from fmclassify._checks import check_choice, check_positive
 from fmclassify._io import atomic_write_bytes
 from fmclassify._notebook import mark_shown, show_at_cell_end
 from fmclassify.exceptions import ConfigError
@@ -199,7 +200,8 @@ class FigureGrid(dict[str, Figure]):
         ------
         ConfigError
             If a figure's name is not a plain file name (empty, or with a path separator), or
-            ``format`` is not one matplotlib writes; nothing is written then.
+            ``format`` is not one matplotlib writes, or ``dpi`` is not a number > 0; nothing
+            is written then.
 
         Examples
         --------
@@ -208,10 +210,8 @@ class FigureGrid(dict[str, Figure]):
         """
         from matplotlib.backend_bases import FigureCanvasBase
 
-        writable = FigureCanvasBase.get_supported_filetypes()
-        if format not in writable:
-            raise ConfigError(f"cannot save figures as {format!r}; choose one of "
-                              f"{', '.join(sorted(writable))}")
+        check_choice("figure format", format, sorted(FigureCanvasBase.get_supported_filetypes()))
+        check_positive("dpi", dpi)
         for name in self:
             if not name or name in (".", "..") or "/" in name or "\\" in name:
                 raise ConfigError(f"figure name {name!r} is not a file name; rename it in the "
