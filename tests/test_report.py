@@ -96,6 +96,11 @@ def test_report_has_every_section_and_file(one_seed):
         "assignment", TINY, 1, ("base", "wider"), (0.5, 0.05))
     assert len(list((tmp_path / "runs").glob("*.final.pt"))) == 1  # the interpreted model's
     assert len(list((tmp_path / "figures").glob("*.png"))) == md.count("![")
+    # A figure per run where the report shows them run by run (none may silently go missing):
+    for pattern, count in (("q1_1-run-base-*", 2), ("q1_4-run-*", 2),
+                           ("q1_7-gradients-*", 2), ("q1_7_abs-gradients-*", 2),
+                           ("q1_7-flow-*", 2)):
+        assert len(list((tmp_path / "figures").glob(pattern + ".png"))) == count, pattern
     assert set(json.loads((tmp_path / "results.json").read_text())["tables"]) == {
         "q1_1", "q1_2", "q1_4", "q1_7", "q1_7_abs", "q1_7_flow", "recipe"}
     assert report.markdown == md

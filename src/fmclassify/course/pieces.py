@@ -126,10 +126,11 @@ def pictures(doc: Document, result: ExperimentResult, prefix: str, kind: str,
     """The figures of ``result.plot(kinds=(kind,))``, one per run, in the runs' order."""
     figures = result.plot(kinds=(kind,))
     out = []
-    for run in result.runs:
-        name = f"{kind}-{run.spec.key}"
-        if name in figures:
-            out.append(doc.picture(figures[name], f"{prefix}-{name}", caption(run)))
+    for name, run in zip(result.run_names(), result.runs, strict=True):
+        if f"{kind}-{name}" in figures:  # a run with no epoch recorded has no figure
+            out.append(doc.picture(figures[f"{kind}-{name}"],
+                                   f"{prefix}-{kind}-{run.spec.key}",  # the report's file names
+                                   caption(run)))
     return out
 
 
